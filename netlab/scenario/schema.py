@@ -1,0 +1,116 @@
+"""The scenario schema: what a user may write in a scenario YAML file.
+
+Strict pydantic models (unknown keys are errors). Field names follow the design's sketch
+and, for Kubernetes objects, Kubernetes' own spelling. Defaults are the service's default
+address plan (ARCHITECTURE.md section 1). Checks that need the whole file (names that must
+exist, CIDRs that must not overlap, quotas) live in `netlab.lab.resolve`, which reports them
+with the same file:line precision.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from netlab.models import MODEL_NAMES
+
+# A DNS label, as Kubernetes object names are (RFC 1123), kept short enough that
+# namespace names stay readable.
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
+LabName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=24)]
+
+ModelName = Literal[MODEL_NAMES]  # type: ignore[valid-type]
+ProxyMode = Literal["iptables", "nftables", "ipvs"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Port(Strict):
+    """A port a pod or host serves (Kubernetes ContainerPort: port, protocol, name)."""
+
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["TCP", "UDP"] = "TCP"
+    name: Name | None = None
+
+
+class Subnet(Strict):
+    name: Name
+    cidr: IPv4Network
+
+
+class Vpc(Strict):
+    cidr: IPv4Network = IPv4Network("192.168.0.0/16")
+    route_quota: int = Field(default=200, ge=0, description="routes the VPC route table may hold")
+    subnets: list[Subnet] = Field(
+        default_factory=lambda: [Subnet(name="nodes", cidr=IPv4Network("192.168.0.0/24"))],
+        min_length=1,
+    )
+
+
+class Host(Strict):
+    """A VPC machine outside any cluster (an intranet client or server)."""
+
+    name: Name
+    subnet: Name | None = Field(default=None, description="default: the first subnet")
+    ip: IPv4Address | None = Field(default=None, description="default: next free address")
+    ports: list[Port] = Field(default_factory=lambda: [Port(port=80)])
+
+
+class Node(Strict):
+    name: Name
+    subnet: Name | None = Field(default=None, description="default: the first subnet")
+    ip: IPv4Address | None = Field(default=None, description="default: next free address")
+
+
+class Pod(Strict):
+    name: Name
+    node: Name
+    labels: dict[str, str] = Field(default_factory=dict)
+    ports: list[Port] = Field(default_factory=list)
+
+
+class Cluster(Strict):
+    name: Name
+    model: ModelName  # type: ignore[valid-type]
+    container_cidr: IPv4Network = IPv4Network("172.16.0.0/16")
+    service_cidr: IPv4Network = IPv4Network("10.247.0.0/16")
+    pod_cidr_size: int = Field(default=24, ge=8, le=29, description="prefix length of each node's pod CIDR")
+    proxy_mode: ProxyMode = "iptables"
+    nodes: list[Node] = Field(min_length=1)
+    pods: list[Pod] = Field(default_factory=list)
+
+
+class Check(Strict):
+    """An explicit check on top of the generated matrix.
+
+    `from`/`to` name lab objects: a host (`ecs-1`), a cluster's node or pod (`c1/web-1`),
+    optionally with a port (`c1/web-1:8080`).
+    """
+
+    from_: str = Field(alias="from")
+    to: str
+    proto: Literal["tcp", "udp", "icmp"] | None = Field(
+        default=None, description="default: tcp when a port is given, else icmp")
+    expect: Literal["reach", "blocked"] = "reach"
+    source: str | None = Field(
+        default=None, description="the source address (or object) the server must see")
+
+
+class Scenario(Strict):
+    name: LabName
+    description: str = ""
+    vpc: Vpc = Field(default_factory=Vpc)
+    hosts: list[Host] = Field(default_factory=list)
+    clusters: list[Cluster] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
+
+
+def json_schema() -> dict:
+    schema = Scenario.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "netlab scenario"
+    return schema
