@@ -1,0 +1,132 @@
+"""The resolved lab: every name, address and route decided, nothing left to default.
+
+`resolve` produces it from a scenario; `plan` turns it into operations; the state
+directory stores it as lab.json so that `check`, `status` and `down` work from it alone.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from netlab.scenario.schema import Check, Port
+
+Kind = Literal["vpc", "host", "node", "pod"]
+
+
+class Resolved(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Attachment(Resolved):
+    """A machine's port on a VPC subnet: `eth0` in its namespace, `port` on the subnet bridge."""
+
+    subnet: str
+    address: IPv4Interface
+    gateway: IPv4Address
+    port: str  # ifname of the veth peer inside the VPC router namespace
+
+    @property
+    def ip(self) -> IPv4Address:
+        return self.address.ip
+
+
+class SubnetInfo(Resolved):
+    name: str
+    cidr: IPv4Network
+    gateway: IPv4Interface
+    bridge: str
+
+
+class VpcRoute(Resolved):
+    destination: IPv4Network
+    nexthop: IPv4Address
+    owner: str  # what asked for it, e.g. "c1/node-1"
+
+
+class VpcInfo(Resolved):
+    netns: str
+    cidr: IPv4Network
+    route_quota: int
+    subnets: list[SubnetInfo]
+    routes: list[VpcRoute] = Field(default_factory=list)
+
+    def subnet(self, name: str) -> SubnetInfo:
+        return next(s for s in self.subnets if s.name == name)
+
+
+class HostInfo(Resolved):
+    name: str
+    netns: str
+    eth0: Attachment
+    ports: list[Port]
+
+
+class NodeInfo(Resolved):
+    name: str
+    cluster: str
+    netns: str
+    eth0: Attachment
+    pod_cidr: IPv4Network | None = None
+    pod_gateway: IPv4Address | None = None
+
+
+class PodInfo(Resolved):
+    name: str
+    cluster: str
+    node: str
+    netns: str
+    ip: IPv4Address
+    host_ifname: str  # the node-side end of the pod's interface
+    labels: dict[str, str]
+    ports: list[Port]
+
+
+class ClusterInfo(Resolved):
+    name: str
+    model: str
+    container_cidr: IPv4Network
+    service_cidr: IPv4Network
+    pod_cidr_size: int
+    proxy_mode: str
+    mtu: int
+    nodes: list[NodeInfo]
+    pods: list[PodInfo]
+
+    def node(self, name: str) -> NodeInfo:
+        return next(n for n in self.nodes if n.name == name)
+
+    def pods_on(self, node: str) -> list[PodInfo]:
+        return [p for p in self.pods if p.node == node]
+
+
+class Lab(Resolved):
+    name: str
+    description: str = ""
+    scenario_file: str
+    underlay_mtu: int
+    vpc: VpcInfo
+    hosts: list[HostInfo]
+    clusters: list[ClusterInfo]
+    checks: list[Check]
+
+    def cluster(self, name: str) -> ClusterInfo:
+        return next(c for c in self.clusters if c.name == name)
+
+    def netns_names(self) -> list[str]:
+        """Every namespace the lab owns, in creation order."""
+        names = [self.vpc.netns] + [h.netns for h in self.hosts]
+        for c in self.clusters:
+            names += [n.netns for n in c.nodes] + [p.netns for p in c.pods]
+        return names
+
+    def objects(self) -> list[tuple[Kind, str | None, str, str]]:
+        """(kind, cluster, name, netns) for every machine-like object of the lab."""
+        out: list[tuple[Kind, str | None, str, str]] = [("vpc", None, "vpc", self.vpc.netns)]
+        out += [("host", None, h.name, h.netns) for h in self.hosts]
+        for c in self.clusters:
+            out += [("node", c.name, n.name, n.netns) for n in c.nodes]
+            out += [("pod", c.name, p.name, p.netns) for p in c.pods]
+        return out

@@ -1,0 +1,219 @@
+"""Resolve a scenario into a `Lab`: names, addresses, pod CIDRs, VPC routes (pure).
+
+Everything the real service would refuse is refused here, before anything is built, with
+the file, line and field of the offending entry: duplicate names, unknown references,
+overlapping CIDRs, exhausted address space, a VPC route table over its quota.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Interface, IPv4Network
+
+from netlab import models
+from netlab.errors import ScenarioError
+from netlab.lab import ipam, naming, refs
+from netlab.lab.model import (Attachment, ClusterInfo, HostInfo, Lab, NodeInfo, SubnetInfo,
+                              VpcInfo, VpcRoute)
+from netlab.scenario.loader import Path_, Source
+from netlab.scenario.schema import Cluster, Scenario
+
+UNDERLAY_MTU = 1500
+
+
+@dataclass
+class Context:
+    """What a model's `allocate` needs from the resolver."""
+
+    lab: str
+    source: Source
+    underlay_mtu: int = UNDERLAY_MTU
+
+    def error(self, path: Path_, message: str) -> ScenarioError:
+        return self.source.error(path, message)
+
+
+def resolve(scenario: Scenario, source: Source) -> Lab:
+    ctx = Context(scenario.name, source)
+    _check_unique_names(scenario, ctx)
+    vpc = _resolve_vpc(scenario, ctx)
+    pools = {s.name: ipam.Pool(s.cidr) for s in vpc.subnets}
+    _claim_explicit_ips(scenario, vpc, pools, ctx)
+    _check_cidrs(scenario, ctx)
+
+    clusters = []
+    for ci, spec in enumerate(scenario.clusters):
+        nodes = [_attach(scenario, ("clusters", ci, "nodes", ni), node.subnet, node.ip, vpc, pools, ctx,
+                         owner=f"{spec.name}/{node.name}",
+                         make=lambda att, n=node: NodeInfo(name=n.name, cluster=spec.name,
+                                                           netns=naming.netns(scenario.name, spec.name, n.name),
+                                                           eth0=att))
+                 for ni, node in enumerate(spec.nodes)]
+        _check_pod_nodes(spec, ci, ctx)
+        alloc = models.get(spec.model).allocate(spec, nodes, ("clusters", ci), ctx)
+        vpc.routes += alloc.routes
+        clusters.append(ClusterInfo(
+            name=spec.name, model=spec.model, container_cidr=spec.container_cidr,
+            service_cidr=spec.service_cidr, pod_cidr_size=spec.pod_cidr_size,
+            proxy_mode=spec.proxy_mode, mtu=alloc.mtu, nodes=alloc.nodes, pods=alloc.pods))
+
+    _check_route_quota(scenario, vpc, ctx)
+    hosts = [_attach(scenario, ("hosts", hi), h.subnet, h.ip, vpc, pools, ctx, owner=h.name,
+                     make=lambda att, h=h: HostInfo(name=h.name, netns=naming.netns(scenario.name, h.name),
+                                                    eth0=att, ports=h.ports))
+             for hi, h in enumerate(scenario.hosts)]
+    lab = Lab(name=scenario.name, description=scenario.description, scenario_file=source.file,
+              underlay_mtu=ctx.underlay_mtu, vpc=vpc, hosts=hosts, clusters=clusters,
+              checks=scenario.checks)
+    _check_refs(lab, ctx)
+    return lab
+
+
+def _check_unique_names(s: Scenario, ctx: Context) -> None:
+    seen_netns: dict[str, Path_] = {naming.netns(s.name, "vpc"): ("name",)}
+
+    def claim(netns: str, path: Path_, what: str) -> None:
+        if netns in seen_netns:
+            other = ctx.source.line(seen_netns[netns])
+            raise ctx.error(path, f"{what} collides with the entry on line {other} "
+                                  f"(both would be namespace '{netns}'); rename one")
+        seen_netns[netns] = path
+
+    _unique([x.name for x in s.vpc.subnets], ("vpc", "subnets"), "subnet", ctx)
+    _unique([x.name for x in s.hosts], ("hosts",), "host", ctx)
+    _unique([x.name for x in s.clusters], ("clusters",), "cluster", ctx)
+    for hi, h in enumerate(s.hosts):
+        if h.name == "vpc":
+            raise ctx.error(("hosts", hi, "name"), "'vpc' is the VPC router's name; choose another")
+        claim(naming.netns(s.name, h.name), ("hosts", hi, "name"), f"host '{h.name}'")
+    for ci, c in enumerate(s.clusters):
+        _unique([x.name for x in c.nodes], ("clusters", ci, "nodes"), "node", ctx)
+        _unique([x.name for x in c.pods], ("clusters", ci, "pods"), "pod", ctx)
+        for kind, items in (("node", c.nodes), ("pod", c.pods)):
+            for i, x in enumerate(items):
+                claim(naming.netns(s.name, c.name, x.name), ("clusters", ci, kind + "s", i, "name"),
+                      f"{kind} '{c.name}/{x.name}'")
+
+
+def _unique(names: list[str], path: Path_, what: str, ctx: Context) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            first = ctx.source.line(path + (seen[name],))
+            raise ctx.error(path + (i, "name"), f"duplicate {what} name '{name}' (first on line {first})")
+        seen[name] = i
+
+
+def _resolve_vpc(s: Scenario, ctx: Context) -> VpcInfo:
+    subnets = []
+    for i, sn in enumerate(s.vpc.subnets):
+        path = ("vpc", "subnets", i, "cidr")
+        if not sn.cidr.subnet_of(s.vpc.cidr):
+            raise ctx.error(path, f"subnet {sn.cidr} is not inside the VPC CIDR {s.vpc.cidr}")
+        if sn.cidr.prefixlen > 29:
+            raise ctx.error(path, f"subnet {sn.cidr} is too small; use /29 or larger")
+        for other in subnets:
+            if sn.cidr.overlaps(other.cidr):
+                raise ctx.error(path, f"subnet {sn.cidr} overlaps subnet '{other.name}' ({other.cidr})")
+        gw = ipam.gateway(sn.cidr)
+        subnets.append(SubnetInfo(name=sn.name, cidr=sn.cidr, bridge=naming.bridge(sn.name),
+                                  gateway=IPv4Interface(f"{gw}/{sn.cidr.prefixlen}")))
+    return VpcInfo(netns=naming.netns(s.name, "vpc"), cidr=s.vpc.cidr,
+                   route_quota=s.vpc.route_quota, subnets=subnets)
+
+
+def _machines(s: Scenario):
+    """(path, subnet, ip) of every machine with a VPC port, in allocation order."""
+    for ci, c in enumerate(s.clusters):
+        for ni, n in enumerate(c.nodes):
+            yield ("clusters", ci, "nodes", ni), n.subnet, n.ip
+    for hi, h in enumerate(s.hosts):
+        yield ("hosts", hi), h.subnet, h.ip
+
+
+def _subnet_of(s: Scenario, vpc: VpcInfo, path: Path_, subnet: str | None, ctx: Context) -> SubnetInfo:
+    name = subnet or vpc.subnets[0].name
+    found = next((sn for sn in vpc.subnets if sn.name == name), None)
+    if found is None:
+        raise ctx.error(path + ("subnet",), f"unknown subnet '{name}'; subnets: "
+                                            + ", ".join(sn.name for sn in vpc.subnets))
+    return found
+
+
+def _claim_explicit_ips(s: Scenario, vpc: VpcInfo, pools: dict[str, ipam.Pool], ctx: Context) -> None:
+    owners: dict = {}
+    for path, subnet, ip in _machines(s):
+        sn = _subnet_of(s, vpc, path, subnet, ctx)
+        if ip is None:
+            continue
+        if not pools[sn.name].usable(ip):
+            raise ctx.error(path + ("ip",), f"{ip} is not a usable address of subnet '{sn.name}' "
+                                            f"({sn.cidr}; {sn.gateway.ip} is the gateway)")
+        if ip in owners:
+            raise ctx.error(path + ("ip",), f"{ip} is already used on line {ctx.source.line(owners[ip])}")
+        owners[ip] = path
+        pools[sn.name].claim(ip)
+
+
+def _attach(s: Scenario, path: Path_, subnet: str | None, ip, vpc: VpcInfo,
+            pools: dict[str, ipam.Pool], ctx: Context, owner: str, make):
+    sn = _subnet_of(s, vpc, path, subnet, ctx)
+    addr = ip or pools[sn.name].next()
+    if addr is None:
+        raise ctx.error(path, f"subnet '{sn.name}' ({sn.cidr}) has no free address left")
+    att = Attachment(subnet=sn.name, address=IPv4Interface(f"{addr}/{sn.cidr.prefixlen}"),
+                     gateway=sn.gateway.ip, port=naming.vpc_port(owner))
+    return make(att)
+
+
+def _check_cidrs(s: Scenario, ctx: Context) -> None:
+    """The real service's rule: node, container and Service CIDRs must not overlap."""
+    claimed: list[tuple[IPv4Network, str, Path_]] = [(s.vpc.cidr, "the VPC CIDR", ("vpc", "cidr"))]
+    for ci, c in enumerate(s.clusters):
+        for field, what in (("container_cidr", "container CIDR"), ("service_cidr", "Service CIDR")):
+            net: IPv4Network = getattr(c, field)
+            path = ("clusters", ci, field)
+            for other, other_what, other_path in claimed:
+                # Service CIDRs are node-local virtual addresses: two clusters may share one.
+                if field == "service_cidr" and other_what.startswith("Service CIDR"):
+                    continue
+                if net.overlaps(other):
+                    raise ctx.error(path, f"{what} {net} overlaps {other_what} {other} "
+                                          f"(line {ctx.source.line(other_path)}); they must not overlap")
+            claimed.append((net, f"{what} of cluster '{c.name}'", path))
+
+
+def _check_pod_nodes(spec: Cluster, ci: int, ctx: Context) -> None:
+    nodes = {n.name for n in spec.nodes}
+    for pi, pod in enumerate(spec.pods):
+        if pod.node not in nodes:
+            raise ctx.error(("clusters", ci, "pods", pi, "node"),
+                            f"unknown node '{pod.node}'; nodes of cluster '{spec.name}': "
+                            + ", ".join(n.name for n in spec.nodes))
+
+
+def _check_route_quota(s: Scenario, vpc: VpcInfo, ctx: Context) -> None:
+    if len(vpc.routes) <= vpc.route_quota:
+        return
+    owners = sorted({r.owner.split("/")[0] for r in vpc.routes})
+    ci = next((i for i, c in enumerate(s.clusters) if c.name == owners[-1]), 0)
+    raise ctx.error(("clusters", ci, "nodes"),
+                    f"the VPC route table needs {len(vpc.routes)} routes (one per node of VPC-network "
+                    f"clusters: {', '.join(owners)}) but vpc.route_quota is {vpc.route_quota}; "
+                    "remove nodes or raise the quota")
+
+
+def _check_refs(lab: Lab, ctx: Context) -> None:
+    for i, check in enumerate(lab.checks):
+        for field, text in (("from", check.from_), ("to", check.to), ("source", check.source)):
+            if text is None:
+                continue
+            try:
+                name, port = refs.split_port(text) if field == "to" else (text, None)
+                target = refs.lookup(lab, name)
+            except refs.RefError as e:
+                raise ctx.error(("checks", i, field), str(e)) from None
+            if field == "from" and target.netns is None:
+                raise ctx.error(("checks", i, field), f"a check must start from a lab object, not {text}")
+            if field == "to" and port is None and check.proto in ("tcp", "udp"):
+                raise ctx.error(("checks", i, "to"), f"proto {check.proto} needs a port: '{text}:PORT'")
