@@ -1,0 +1,50 @@
+"""The VPC: a router namespace, one Linux bridge per subnet (gateway address on it), the
+VPC route table, and the machines plugged into subnets (VPC hosts, cluster nodes)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+
+from netlab.lab.model import Attachment, Lab
+from netlab.plan import AddAddress, AddLink, AddNetns, AddRoute, AddVeth, Op, SetLink, Sysctl
+
+DEFAULT = IPv4Network("0.0.0.0/0")
+
+
+def router_ops(lab: Lab) -> list[Op]:
+    ns = lab.vpc.netns
+    ops: list[Op] = [AddNetns(ns), Sysctl(ns, "net.ipv4.ip_forward", "1"), SetLink(ns, "lo")]
+    for sn in lab.vpc.subnets:
+        ops += [AddLink(ns, sn.bridge, "bridge", mtu=lab.underlay_mtu),
+                AddAddress(ns, sn.bridge, sn.gateway),
+                SetLink(ns, sn.bridge)]
+    return ops
+
+
+def attach_ops(lab: Lab, netns: str, eth0: Attachment, *, address_on: str | None = "eth0") -> list[Op]:
+    """Plug a machine's `eth0` into its subnet's bridge; give it its address and a
+    default route via the subnet gateway (skipped when `address_on` is None, for models
+    that move the underlay address elsewhere)."""
+    vpc = lab.vpc.netns
+    ops: list[Op] = [
+        AddVeth(netns, "eth0", vpc, eth0.port, lab.underlay_mtu),
+        SetLink(vpc, eth0.port, master=lab.vpc.subnet(eth0.subnet).bridge),
+        SetLink(netns, "lo"),
+        SetLink(netns, "eth0"),
+    ]
+    if address_on:
+        ops += [AddAddress(netns, address_on, eth0.address),
+                AddRoute(netns, DEFAULT, via=eth0.gateway, dev=address_on)]
+    return ops
+
+
+def host_ops(lab: Lab) -> list[Op]:
+    ops: list[Op] = []
+    for h in lab.hosts:
+        ops += [AddNetns(h.netns)] + attach_ops(lab, h.netns, h.eth0)
+    return ops
+
+
+def route_ops(lab: Lab) -> list[Op]:
+    """The VPC route table: custom routes (e.g. a node's pod CIDR via the node)."""
+    return [AddRoute(lab.vpc.netns, r.destination, via=r.nexthop) for r in lab.vpc.routes]

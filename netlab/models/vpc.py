@@ -1,0 +1,62 @@
+"""The VPC network model: each node owns a pod CIDR and the VPC route table carries one
+route per node (pod CIDR via node IP). No encapsulation: pod packets cross the VPC as they
+are, so pods are reachable from anywhere in the VPC and keep their own source address.
+
+On a node, each pod is a routed veth: the pod holds its address as /32 with a default route
+via the node's pod gateway address (carried by the node-side veth, so the pod's ARP for it
+is answered), and the node routes each local pod address to its veth. All pod traffic thus
+crosses the node's IP stack, where kube-proxy's rules see it.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from netlab.cloud.vpc import DEFAULT, attach_ops
+from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, VpcRoute
+from netlab.models.common import Allocation, node_blocks, pods_from_blocks
+from netlab.plan import AddAddress, AddNetns, AddRoute, AddVeth, Op, SetLink, Sysctl
+
+ENCAP = "none"  # what crosses the underlay between nodes
+
+
+def node_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
+    """The source a pod sees when a node connects to it (local pods: the route's src)."""
+    return node.eth0.ip
+
+
+def egress_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
+    """The source a VPC host sees for a pod's traffic: the pod's own address (no SNAT)."""
+    return pod.ip
+
+
+def allocate(spec, nodes: list[NodeInfo], path, ctx) -> Allocation:
+    nodes = node_blocks(spec, nodes, path, ctx)
+    routes = [VpcRoute(destination=n.pod_cidr, nexthop=n.eth0.ip, owner=f"{spec.name}/{n.name}")
+              for n in nodes]
+    return Allocation(nodes=nodes, pods=pods_from_blocks(spec, nodes, path, ctx),
+                      mtu=ctx.underlay_mtu, routes=routes)
+
+
+def ops(lab: Lab, cluster: ClusterInfo) -> list[Op]:
+    out: list[Op] = []
+    for node in cluster.nodes:
+        out += [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1")]
+        out += attach_ops(lab, node.netns, node.eth0)
+    for pod in cluster.pods:
+        node = cluster.node(pod.node)
+        gw = node.pod_gateway
+        out += [
+            AddNetns(pod.netns),
+            AddVeth(node.netns, pod.host_ifname, pod.netns, "eth0", cluster.mtu),
+            SetLink(node.netns, pod.host_ifname),
+            AddAddress(node.netns, pod.host_ifname, IPv4Interface(f"{gw}/32")),
+            AddRoute(node.netns, IPv4Network(f"{pod.ip}/32"), dev=pod.host_ifname, scope_link=True,
+                     src=node.eth0.ip),
+            SetLink(pod.netns, "lo"),
+            SetLink(pod.netns, "eth0"),
+            AddAddress(pod.netns, "eth0", IPv4Interface(f"{pod.ip}/32")),
+            AddRoute(pod.netns, IPv4Network(f"{gw}/32"), dev="eth0", scope_link=True),
+            AddRoute(pod.netns, DEFAULT, via=gw, dev="eth0"),
+        ]
+    return out

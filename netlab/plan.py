@@ -1,0 +1,147 @@
+"""Plan operations: small typed steps that build a lab, each printable as the command it equals.
+
+`build(lab)` orders the operations of the cloud (VPC router, subnets, hosts), of each
+cluster's network model and of the pod agent. `apply/` executes them; `netlab plan` prints
+them (each op's `str()` is the iproute2/sysctl command a person would type for it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from netlab.lab.model import Lab
+
+
+@dataclass(frozen=True)
+class Op:
+    netns: str
+
+    def __str__(self) -> str:  # pragma: no cover - every op overrides it
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class AddNetns(Op):
+    def __str__(self) -> str:
+        return f"ip netns add {self.netns}"
+
+
+@dataclass(frozen=True)
+class Sysctl(Op):
+    key: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"ip netns exec {self.netns} sysctl -w {self.key}={self.value}"
+
+
+@dataclass(frozen=True)
+class AddLink(Op):
+    """A virtual device of a kind that needs no peer (bridge, dummy)."""
+
+    ifname: str
+    kind: str
+    mtu: int | None = None
+
+    def __str__(self) -> str:
+        mtu = f" mtu {self.mtu}" if self.mtu else ""
+        return f"ip -n {self.netns} link add {self.ifname}{mtu} type {self.kind}"
+
+
+@dataclass(frozen=True)
+class AddVeth(Op):
+    """A veth pair created directly between two lab namespaces (never in the host's)."""
+
+    ifname: str
+    peer_netns: str
+    peer_ifname: str
+    mtu: int
+
+    def __str__(self) -> str:
+        return (f"ip -n {self.netns} link add {self.ifname} mtu {self.mtu} type veth "
+                f"peer name {self.peer_ifname} netns {self.peer_netns}")
+
+
+@dataclass(frozen=True)
+class SetLink(Op):
+    ifname: str
+    up: bool = True
+    master: str | None = None
+
+    def __str__(self) -> str:
+        master = f" master {self.master}" if self.master else ""
+        return f"ip -n {self.netns} link set {self.ifname}{master} {'up' if self.up else 'down'}"
+
+
+@dataclass(frozen=True)
+class AddAddress(Op):
+    ifname: str
+    address: IPv4Interface
+
+    def __str__(self) -> str:
+        return f"ip -n {self.netns} address add {self.address} dev {self.ifname}"
+
+
+@dataclass(frozen=True)
+class AddRoute(Op):
+    destination: IPv4Network
+    via: IPv4Address | None = None
+    dev: str | None = None
+    src: IPv4Address | None = None
+    scope_link: bool = False
+
+    def __str__(self) -> str:
+        dst = "default" if self.destination.prefixlen == 0 else str(self.destination)
+        parts = [f"ip -n {self.netns} route add {dst}"]
+        if self.via:
+            parts.append(f"via {self.via}")
+        if self.dev:
+            parts.append(f"dev {self.dev}")
+        if self.scope_link:
+            parts.append("scope link")
+        if self.src:
+            parts.append(f"src {self.src}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class StartProcess(Op):
+    """A long-running process started inside a lab namespace, tracked by its pidfile."""
+
+    name: str
+    argv: tuple[str, ...]
+    ready_file: str | None = None
+
+    def __str__(self) -> str:
+        return f"ip netns exec {self.netns} {' '.join(self.argv)} &  # {self.name}"
+
+
+@dataclass
+class Plan:
+    lab: str
+    ops: list[Op] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n".join(str(op) for op in self.ops)
+
+    def processes(self) -> list[StartProcess]:
+        return [op for op in self.ops if isinstance(op, StartProcess)]
+
+
+def build(lab: Lab) -> Plan:
+    """The whole lab, in an order the kernel accepts: namespaces and devices before
+    the addresses and routes that use them, routes before the processes that serve."""
+    from netlab import models
+    from netlab.cloud import vpc
+
+    plan = Plan(lab.name)
+    plan.ops += vpc.router_ops(lab)
+    for cluster in lab.clusters:
+        plan.ops += models.get(cluster.model).ops(lab, cluster)
+    plan.ops += vpc.host_ops(lab)
+    plan.ops += vpc.route_ops(lab)
+    # One agent per lab serves every pod's and host's ports (netlab.probe.agent).
+    plan.ops.append(StartProcess(lab.vpc.netns, name="agent", argv=("netlab-agent", lab.name),
+                                 ready_file="agent.ready"))
+    return plan
