@@ -1,0 +1,159 @@
+"""Apply a plan to the kernel, and take a lab down again.
+
+`up` records the lab (and every namespace it will own) in its state directory before the
+first operation, then runs the operations in order; if one fails, or the user interrupts,
+everything already built is torn down before the error is reported. `down` works from the
+state directory alone, so it also undoes a lab whose `up` was killed half-way.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netlab import linux
+from netlab.apply import processes
+from netlab.apply.netlink import Netlink, describe
+from netlab.apply.state import StateDir, list_labs
+from netlab.errors import ApplyError, LabStateError
+from netlab.lab import naming
+from netlab.lab.model import Lab
+from netlab.plan import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, Op, Plan, SetLink,
+                         StartProcess, Sysctl)
+
+
+@dataclass
+class Context:
+    state: StateDir
+    nl: Netlink
+
+
+def _sysctl(ctx: Context, op: Sysctl) -> None:
+    with linux.entered(ctx.nl.fd(op.netns)):
+        Path("/proc/sys", *op.key.split(".")).write_text(op.value)
+
+
+HANDLERS: dict[type, Callable[[Context, Op], None]] = {
+    AddNetns: lambda ctx, op: linux.create_netns(op.netns),
+    Sysctl: _sysctl,
+    AddLink: lambda ctx, op: ctx.nl.add_link(op),
+    AddVeth: lambda ctx, op: ctx.nl.add_veth(op),
+    SetLink: lambda ctx, op: ctx.nl.set_link(op),
+    AddAddress: lambda ctx, op: ctx.nl.add_address(op),
+    AddRoute: lambda ctx, op: ctx.nl.add_route(op),
+    StartProcess: lambda ctx, op: processes.start(ctx.state, op),
+}
+
+
+def register(op_type: type, handler: Callable[[Context, Op], None]) -> None:
+    """Let another apply module (OVS, netfilter, IPVS) handle its own op types."""
+    HANDLERS[op_type] = handler
+
+
+def _raise_fd_limit() -> None:
+    # One netlink channel (plus its event loop) per namespace: hundreds of descriptors.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+@dataclass
+class Timing:
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+def up(lab: Lab, plan: Plan, *, on_op: Callable[[Op], None] | None = None) -> Timing:
+    _raise_fd_limit()
+    state = StateDir(lab.name)
+    lock = state.lock()
+    timing = Timing()
+    try:
+        taken = set(linux.list_netns()) & set(lab.netns_names())
+        if taken:
+            raise LabStateError(f"namespace {sorted(taken)[0]} already exists (another lab or a "
+                                f"leftover); `netlab down` its lab first")
+        state.create()
+        state.write(lab, phase="building", netns=lab.netns_names())
+        start = time.monotonic()
+        op: Op | None = None
+        try:
+            with Netlink() as nl:
+                ctx = Context(state, nl)
+                for op in plan.ops:
+                    if on_op:
+                        on_op(op)
+                    HANDLERS[type(op)](ctx, op)
+            state.set_phase("up")
+        except BaseException as e:
+            _teardown(state, lab.netns_names())
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            if isinstance(e, ApplyError):
+                raise ApplyError(f"{op}: {e} (nothing was left behind)") from None
+            raise ApplyError(f"{op}: {describe(e)} (nothing was left behind)") from e
+        timing.phases["apply"] = time.monotonic() - start
+        return timing
+    finally:
+        state.unlock(lock)
+
+
+@dataclass
+class DownReport:
+    lab: str
+    netns: int = 0
+    processes: int = 0
+
+
+def down(name: str) -> DownReport:
+    state = StateDir(name)
+    lock = state.lock()
+    try:
+        if state.exists():
+            try:
+                record = state.read_record()
+                owned = record["netns"]
+            except (LabStateError, ValueError, KeyError):
+                owned = _orphans(name)  # crashed before lab.json was complete
+        else:
+            owned = _orphans(name)
+            if not owned:
+                raise LabStateError(f"no lab '{name}' is up; labs: {', '.join(list_labs()) or 'none'}")
+        return _teardown(state, owned)
+    finally:
+        state.unlock(lock)
+
+
+def _orphans(name: str) -> list[str]:
+    """Namespaces that carry this lab's name but no other lab's (when lab.json is lost)."""
+    prefix = naming.lab_prefix(name)
+    others = [naming.lab_prefix(lab) for lab in list_labs() if lab != name]
+    return [ns for ns in linux.list_netns()
+            if ns.startswith(prefix) and not any(ns.startswith(o) for o in others if len(o) > len(prefix))]
+
+
+def _teardown(state: StateDir, owned: list[str]) -> DownReport:
+    report = DownReport(state.lab)
+    pids = state.path / "pids"
+    if pids.is_dir():
+        for pidfile in sorted(pids.glob("*.pid")):
+            report.processes += processes.stop(pidfile)
+    for netns in reversed(owned):
+        report.netns += linux.remove_netns(netns)
+    state.remove()
+    return report
+
+
+def down_all() -> list[DownReport]:
+    return [down(name) for name in list_labs()]
+
+
+def running_labs() -> list[str]:
+    return list_labs()
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
