@@ -1,0 +1,182 @@
+"""The pod agent: one process per lab that serves every pod's and host's declared ports.
+
+For each (object, port, protocol) it opens a listening socket inside that object's
+namespace, then serves them all from one event loop. Every answer names the object that
+answered and the client address it saw, so load balancing and SNAT are observed, not
+assumed:
+
+- TCP: the client sends a line (or an HTTP request); the agent answers one JSON line
+  (or an HTTP/1.1 response whose body is that JSON) and closes.
+- UDP: any datagram gets one JSON datagram back.
+
+Run as `python -m netlab.probe.agent LAB`; it reads the lab from its state directory,
+writes `agent.ready` there once every socket is open, re-reads the lab on SIGHUP (pods
+added or removed) and exits on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+
+from netlab import linux
+from netlab.apply.state import StateDir
+from netlab.lab.model import Lab
+
+HTTP_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ")
+READ_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class Listener:
+    owner: str  # "ecs-1" or "c1/web-1"
+    kind: str
+    netns: str
+    port: int
+    proto: str  # "tcp" | "udp"
+
+
+def listeners(lab: Lab) -> list[Listener]:
+    out = [Listener(h.name, "host", h.netns, p.port, p.protocol.lower()) for h in lab.hosts for p in h.ports]
+    for c in lab.clusters:
+        out += [Listener(f"{c.name}/{pod.name}", "pod", pod.netns, p.port, p.protocol.lower())
+                for pod in c.pods for p in pod.ports]
+    return out
+
+
+def answer(listener: Listener, client: tuple, local: tuple) -> bytes:
+    return json.dumps({"server": listener.owner, "kind": listener.kind, "proto": listener.proto,
+                       "client": f"{client[0]}:{client[1]}", "local": f"{local[0]}:{local[1]}"}).encode()
+
+
+class Agent:
+    def __init__(self, lab_name: str):
+        self.state = StateDir(lab_name)
+        self.sel = selectors.DefaultSelector()
+        self.sockets: dict[Listener, socket.socket] = {}
+        self.pending: dict[socket.socket, tuple[Listener, float, bytes]] = {}
+        self.reload_requested = False
+        self.stop_requested = False
+
+    # -- listeners --------------------------------------------------------------
+    def reconcile(self) -> None:
+        wanted = set(listeners(self.state.read()))
+        for gone in [lst for lst in self.sockets if lst not in wanted]:
+            sock = self.sockets.pop(gone)
+            self.sel.unregister(sock)
+            sock.close()
+        for lst in sorted(wanted - set(self.sockets), key=lambda x: (x.netns, x.port, x.proto)):
+            sock = self._open(lst)
+            self.sockets[lst] = sock
+            self.sel.register(sock, selectors.EVENT_READ, ("listen", lst))
+
+    def _open(self, lst: Listener) -> socket.socket:
+        kind = socket.SOCK_STREAM if lst.proto == "tcp" else socket.SOCK_DGRAM
+        with linux.entered(lst.netns):
+            sock = socket.socket(socket.AF_INET, kind)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", lst.port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(512)
+        sock.setblocking(False)
+        return sock
+
+    # -- serving ----------------------------------------------------------------
+    def serve(self) -> None:
+        while not self.stop_requested:
+            if self.reload_requested:
+                self.reload_requested = False
+                self.reconcile()
+            for key, _ in self.sel.select(timeout=0.2):
+                role, lst = key.data
+                if role == "listen" and lst.proto == "tcp":
+                    self._accept(key.fileobj, lst)
+                elif role == "listen":
+                    self._datagram(key.fileobj, lst)
+                else:
+                    self._read(key.fileobj)
+            self._expire()
+
+    def _accept(self, sock: socket.socket, lst: Listener) -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            conn.setblocking(False)
+            self.pending[conn] = (lst, time.monotonic() + READ_TIMEOUT, b"")
+            self.sel.register(conn, selectors.EVENT_READ, ("conn", lst))
+
+    def _read(self, conn: socket.socket) -> None:
+        lst, deadline, data = self.pending[conn]
+        try:
+            chunk = conn.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        data += chunk
+        if chunk and b"\n" not in data and len(data) < 4096:
+            self.pending[conn] = (lst, deadline, data)
+            return
+        self._reply(conn, lst, data)
+
+    def _reply(self, conn: socket.socket, lst: Listener, data: bytes) -> None:
+        self.sel.unregister(conn)
+        del self.pending[conn]
+        try:
+            body = answer(lst, conn.getpeername(), conn.getsockname()) + b"\n"
+            if data.startswith(HTTP_METHODS):
+                head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        f"Content-Length: {len(body)}\r\nConnection: close\r\nServer: netlab-agent\r\n\r\n")
+                body = head.encode() + (b"" if data.startswith(b"HEAD ") else body)
+            conn.setblocking(True)
+            conn.settimeout(1.0)
+            conn.sendall(body)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for conn, (lst, deadline, data) in list(self.pending.items()):
+            if now > deadline:
+                self._reply(conn, lst, data)  # a client that sends nothing still gets an answer
+
+    def _datagram(self, sock: socket.socket, lst: Listener) -> None:
+        while True:
+            try:
+                _, client = sock.recvfrom(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            try:
+                sock.sendto(answer(lst, client, sock.getsockname()), client)
+            except OSError:
+                pass
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m netlab.probe.agent LAB", file=sys.stderr)
+        return 2
+    agent = Agent(argv[0])
+    signal.signal(signal.SIGTERM, lambda *_: setattr(agent, "stop_requested", True))
+    signal.signal(signal.SIGHUP, lambda *_: setattr(agent, "reload_requested", True))
+    agent.reconcile()
+    ready = agent.state.path / "agent.ready"
+    ready.write_text(f"{os.getpid()}\n")
+    print(f"netlab agent for lab {argv[0]}: {len(agent.sockets)} listeners", flush=True)
+    agent.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,157 @@
+"""What a lab promises, as a list of checks (pure): the generated matrix plus the
+scenario's explicit checks.
+
+The matrix follows the design's access scenarios for each cluster: pod↔pod on one node,
+pod↔pod across nodes, node→pod, VPC host→pod, and pod→VPC host (with the source address the
+host must see). It is sampled so that it grows linearly with the lab: every pod is the
+source of one same-node and one cross-node check, every node and host probes a few pods.
+What a network model promises (encapsulation between nodes, the source address of pod
+egress) comes from the model module's traits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from netlab import models
+from netlab.lab import refs
+from netlab.lab.model import ClusterInfo, HostInfo, Lab, NodeInfo, PodInfo
+
+Obj = HostInfo | NodeInfo | PodInfo
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    name: str
+    src: str
+    src_netns: str
+    src_ip: IPv4Address
+    dst: str
+    dst_ip: IPv4Address
+    port: int | None
+    proto: str  # tcp | udp | icmp
+    expect: str = "reach"  # reach | blocked
+    expect_source: IPv4Address | None = None
+    expect_backend: str | None = None
+    # Where to sniff (netns, ifname) and what must be seen there: "none" (plain IP),
+    # "vxlan", or "absent" (the packet must not cross that interface at all).
+    sniff: tuple[str, str] | None = None
+    sniff_label: str | None = None
+    expect_encap: str | None = None
+
+
+def _service_port(obj: Obj) -> tuple[str, int | None]:
+    ports = getattr(obj, "ports", [])
+    tcp = [p for p in ports if p.protocol == "TCP"]
+    if tcp:
+        return "tcp", tcp[0].port
+    if ports:
+        return "udp", ports[0].port
+    return "icmp", None
+
+
+def _name(obj: Obj) -> str:
+    cluster = getattr(obj, "cluster", None)
+    return f"{cluster}/{obj.name}" if cluster else obj.name
+
+
+def _ip(obj: Obj) -> IPv4Address:
+    return obj.ip if isinstance(obj, PodInfo) else obj.eth0.ip
+
+
+def _check(category: str, src: Obj, dst: Obj, **kw) -> CheckSpec:
+    proto, port = _service_port(dst)
+    target = f"{_name(dst)}:{port}" if port else _name(dst)
+    return CheckSpec(name=f"{category}: {_name(src)} → {target}", src=_name(src), src_netns=src.netns,
+                     src_ip=_ip(src), dst=_name(dst), dst_ip=_ip(dst), port=port, proto=proto,
+                     expect_backend=_name(dst) if proto != "icmp" else None, **kw)
+
+
+def _underlay(node: NodeInfo) -> tuple[str, str]:
+    return node.netns, "eth0"
+
+
+def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
+    model = models.get(cluster.model)
+    out: list[CheckSpec] = []
+    by_node = {n.name: cluster.pods_on(n.name) for n in cluster.nodes}
+    with_pods = [n for n in cluster.nodes if by_node[n.name]]
+
+    def sniff(node: NodeInfo, expect: str) -> dict:
+        return {"sniff": _underlay(node), "sniff_label": f"{node.name} eth0", "expect_encap": expect}
+
+    for node in with_pods:
+        pods = by_node[node.name]
+        if len(pods) > 1:
+            for i, pod in enumerate(pods):
+                dst = pods[(i + 1) % len(pods)]
+                if len(pods) == 2 and i == 1:
+                    break  # a ring of two is one pair; once is enough
+                out.append(_check("pod→pod same node", pod, dst, expect_source=pod.ip, **sniff(node, "absent")))
+    for k, node in enumerate(with_pods):
+        if len(with_pods) < 2:
+            break
+        peer = with_pods[(k + 1) % len(with_pods)]
+        peer_pods = by_node[peer.name]
+        for i, pod in enumerate(by_node[node.name]):
+            dst = peer_pods[i % len(peer_pods)]
+            out.append(_check("pod→pod across nodes", pod, dst, expect_source=pod.ip,
+                              **sniff(node, model.ENCAP)))
+    for k, node in enumerate(cluster.nodes):
+        local = by_node[node.name]
+        if local:
+            out.append(_check("node→pod", node, local[0], expect_source=model.node_source(cluster, node, local[0]),
+                              **sniff(node, "absent")))
+        others = [n for n in with_pods if n.name != node.name]
+        if others:
+            dst = by_node[others[k % len(others)].name][0]
+            out.append(_check("node→pod", node, dst, expect_source=model.node_source(cluster, node, dst),
+                              **sniff(node, model.ENCAP)))
+    for host in lab.hosts:
+        for node in with_pods:
+            out.append(_check("VPC host→pod", host, by_node[node.name][0], expect_source=host.eth0.ip))
+    for node in with_pods:
+        pod = by_node[node.name][0]
+        for host in lab.hosts:
+            if host.ports:
+                out.append(_check("pod→VPC host", pod, host, expect_source=model.egress_source(cluster, node, pod),
+                                  **sniff(node, "none")))
+    return out
+
+
+def explicit(lab: Lab) -> list[CheckSpec]:
+    out = []
+    for c in lab.checks:
+        src = refs.lookup(lab, c.from_)
+        name, port = refs.split_port(c.to)
+        dst = refs.lookup(lab, name)
+        proto = c.proto or ("tcp" if port else "icmp")
+        source = refs.lookup(lab, c.source).ip if c.source else None
+        target = f"{dst.name}:{port}" if port else dst.name
+        out.append(CheckSpec(
+            name=f"scenario check: {src.name} → {target} {proto}", src=src.name, src_netns=src.netns,
+            src_ip=src.ip, dst=dst.name, dst_ip=dst.ip, port=port, proto=proto, expect=c.expect,
+            expect_source=source,
+            expect_backend=dst.name if dst.kind in ("pod", "host", "node") and proto != "icmp" else None,
+            **_explicit_sniff(lab, src)))
+    return out
+
+
+def _explicit_sniff(lab: Lab, src: refs.Target) -> dict:
+    """Explicit checks from a pod or node watch that node's underlay, without asserting."""
+    node = None
+    if isinstance(src.obj, PodInfo):
+        node = lab.cluster(src.obj.cluster).node(src.obj.node)
+    elif isinstance(src.obj, NodeInfo):
+        node = src.obj
+    if node is None:
+        return {}
+    return {"sniff": _underlay(node), "sniff_label": f"{node.name} eth0"}
+
+
+def matrix(lab: Lab) -> list[CheckSpec]:
+    out = []
+    for cluster in lab.clusters:
+        out += cluster_matrix(lab, cluster)
+    return out + explicit(lab)

@@ -1,0 +1,298 @@
+"""Run checks from one process: sockets opened inside lab namespaces, driven by one event loop.
+
+Each probe socket is created after stepping this thread into the source namespace (it stays
+there when the thread steps back), so hundreds of checks run concurrently without a process
+per probe. TCP and UDP probes are real connections to the pod agent, which answers with its
+name and the client address it saw. ICMP probes are crafted with scapy and sent on raw
+sockets. While the checks run, one AF_PACKET socket per watched underlay interface records
+frames; afterwards scapy decodes them to tell what crossed the wire (plain IP or VXLAN).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.l2 import Ether
+from scapy.layers.vxlan import VXLAN
+
+from netlab import linux
+from netlab.probe.checks import CheckSpec
+
+ETH_P_ALL = 0x0003
+SO_RCVBUFFORCE = 33  # not exported by Python's socket module
+CONCURRENCY = 64
+PROBE_LINE = b"netlab-probe\n"
+
+
+@dataclass
+class Result:
+    spec: CheckSpec
+    reached: bool = False
+    seen_source: str | None = None
+    backend: str | None = None
+    encap: str | None = None
+    detail: str = ""
+    sport: int | None = None
+    icmp_id: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict:
+        s = self.spec
+        return {"name": s.name, "from": s.src, "to": s.dst + (f":{s.port}" if s.port else ""),
+                "proto": s.proto, "expect": s.expect, "reached": self.reached, "ok": self.ok,
+                "seen_source": self.seen_source, "backend": self.backend, "encap": self.encap,
+                "detail": self.detail}
+
+
+class Namespaces:
+    """Open namespace file descriptors for the run, and sockets created inside them."""
+
+    def __init__(self) -> None:
+        self.fds: dict[str, int] = {}
+
+    def socket(self, netns: str, family: int, kind: int, proto: int = 0) -> socket.socket:
+        if netns not in self.fds:
+            self.fds[netns] = linux.open_netns(netns)
+        with linux.entered(self.fds[netns]):
+            sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        return sock
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+
+
+class Sniffer:
+    """Every frame crossing one interface of one namespace while the checks run."""
+
+    def __init__(self, spaces: Namespaces, netns: str, ifname: str):
+        self.sock = spaces.socket(netns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+        self.sock.bind((ifname, ETH_P_ALL))
+        self.frames: list[bytes] = []
+        self._parsed: list[list[dict]] | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_reader(self.sock.fileno(), self._drain)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self.frames.append(self.sock.recv(65535))
+            except (BlockingIOError, InterruptedError):
+                return
+
+    def stop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._drain()
+        loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def observations(self) -> list[list[dict]]:
+        if self._parsed is None:
+            self._parsed = [decode(f) for f in self.frames]
+        return self._parsed
+
+
+def decode(frame: bytes) -> list[dict]:
+    """What an underlay frame carries: the IP packet, encapsulated or not."""
+    try:
+        pkt = Ether(frame)
+    except Exception:  # scapy raises many kinds on truncated frames
+        return []
+    if IP not in pkt:
+        return []
+    if VXLAN in pkt:
+        outer = pkt[IP]
+        inner = pkt[VXLAN].payload
+        if IP not in inner:
+            return []
+        return [_flow(inner[IP], "vxlan", f"VXLAN vni {pkt[VXLAN].vni} {outer.src}→{outer.dst} "
+                                           f"udp/{pkt[UDP].dport}, inner {inner[IP].src}→{inner[IP].dst}")]
+    return [_flow(pkt[IP], "none", f"plain IP {pkt[IP].src}→{pkt[IP].dst}")]
+
+
+def _flow(ip, encap: str, text: str) -> dict:
+    flow = {"encap": encap, "text": text, "src": ip.src, "dst": ip.dst, "proto": None, "sport": None, "icmp_id": None}
+    if TCP in ip:
+        flow.update(proto="tcp", sport=ip[TCP].sport)
+    elif UDP in ip:
+        flow.update(proto="udp", sport=ip[UDP].sport)
+    elif ICMP in ip and ip[ICMP].type == 8:
+        flow.update(proto="icmp", icmp_id=ip[ICMP].id)
+    return flow
+
+
+_icmp_ids = itertools.count((os.getpid() * 7919) & 0xFFFF)
+
+
+class Runner:
+    def __init__(self, timeout: float = 2.0):
+        self.timeout = timeout
+        self.spaces = Namespaces()
+
+    def run(self, specs: list[CheckSpec]) -> list[Result]:
+        try:
+            return asyncio.run(self._run(specs))
+        finally:
+            self.spaces.close()
+
+    async def _run(self, specs: list[CheckSpec]) -> list[Result]:
+        loop = asyncio.get_running_loop()
+        sniffers = {where: Sniffer(self.spaces, *where) for where in {s.sniff for s in specs if s.sniff}}
+        for sn in sniffers.values():
+            sn.start(loop)
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(spec: CheckSpec) -> Result:
+            async with gate:
+                return await self.probe(spec)
+
+        results = await asyncio.gather(*(one(s) for s in specs))
+        await asyncio.sleep(0.02)  # frames still in flight on the veths
+        for sn in sniffers.values():
+            sn.stop(loop)
+        for r in results:
+            if r.spec.sniff:
+                _classify(r, sniffers[r.spec.sniff])
+            _judge(r)
+        return results
+
+    async def probe(self, spec: CheckSpec) -> Result:
+        result = Result(spec)
+        try:
+            if spec.proto == "tcp":
+                await self._tcp(spec, result)
+            elif spec.proto == "udp":
+                await self._udp(spec, result)
+            else:
+                await self._icmp(spec, result)
+        except (asyncio.TimeoutError, TimeoutError):
+            result.detail = f"no answer within {self.timeout:g} s"
+        except ConnectionRefusedError:
+            result.detail = "refused (TCP RST or ICMP port unreachable)"
+        except OSError as e:
+            result.detail = f"{os.strerror(e.errno) if e.errno else e}"
+        return result
+
+    async def _tcp(self, spec: CheckSpec, result: Result) -> None:
+        loop = asyncio.get_running_loop()
+        with self.spaces.socket(spec.src_netns, socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("0.0.0.0", 0))
+            result.sport = sock.getsockname()[1]
+            await asyncio.wait_for(loop.sock_connect(sock, (str(spec.dst_ip), spec.port)), self.timeout)
+            await loop.sock_sendall(sock, PROBE_LINE)
+            data = await asyncio.wait_for(_read_all(loop, sock), self.timeout)
+        _answered(result, data)
+
+    async def _udp(self, spec: CheckSpec, result: Result) -> None:
+        loop = asyncio.get_running_loop()
+        with self.spaces.socket(spec.src_netns, socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("0.0.0.0", 0))
+            result.sport = sock.getsockname()[1]
+            sock.connect((str(spec.dst_ip), spec.port))
+            await loop.sock_sendall(sock, PROBE_LINE)
+            data = await asyncio.wait_for(loop.sock_recv(sock, 65535), self.timeout)
+        _answered(result, data)
+
+    async def _icmp(self, spec: CheckSpec, result: Result) -> None:
+        loop = asyncio.get_running_loop()
+        ident = next(_icmp_ids) & 0xFFFF
+        result.icmp_id = ident
+        request = bytes(ICMP(type=8, id=ident, seq=1) / b"netlab-probe")
+        with self.spaces.socket(spec.src_netns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+            await loop.sock_sendto(sock, request, (str(spec.dst_ip), 0))
+            deadline = time.monotonic() + self.timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                data = await asyncio.wait_for(loop.sock_recv(sock, 65535), left)
+                reply = IP(data)
+                icmp = reply[ICMP]
+                if icmp.type == 0 and icmp.id == ident and reply.src == str(spec.dst_ip):
+                    result.reached = True
+                    result.backend = None
+                    result.detail = f"echo reply from {reply.src} (ttl {reply.ttl})"
+                    return
+                if icmp.type == 3 and bytes(icmp.payload)[24:26] == ident.to_bytes(2, "big"):
+                    result.detail = f"ICMP destination unreachable (code {icmp.code}) from {reply.src}"
+                    return
+
+
+async def _read_all(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
+    data = b""
+    while True:
+        chunk = await loop.sock_recv(sock, 4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def _answered(result: Result, data: bytes) -> None:
+    body = data.split(b"\r\n\r\n", 1)[-1] if data.startswith(b"HTTP/") else data
+    try:
+        answer = json.loads(body.decode().strip().splitlines()[0])
+    except (ValueError, IndexError):
+        result.detail = f"unexpected answer: {data[:60]!r}"
+        return
+    result.reached = True
+    result.backend = answer.get("server")
+    result.seen_source = answer.get("client", "").rpartition(":")[0] or None
+    result.detail = f"answered by {result.backend}, which saw {answer.get('client')}"
+
+
+def _classify(result: Result, sniffer: Sniffer) -> None:
+    spec = result.spec
+    seen = None
+    for flows in sniffer.observations():
+        for f in flows:
+            if spec.proto == "icmp":
+                hit = f["proto"] == "icmp" and f["icmp_id"] == result.icmp_id
+            else:
+                hit = f["proto"] == spec.proto and f["sport"] == result.sport
+            if hit and (f["src"] == str(spec.src_ip) or f["dst"] == str(spec.dst_ip)):
+                seen = f
+                break
+        if seen:
+            break
+    where = spec.sniff_label or f"{spec.sniff[1]}"
+    if seen is None:
+        result.encap = "none"
+        note = f"not on {where} (stayed inside the node)"
+        if spec.expect_encap in ("none", "vxlan") and result.reached:
+            result.problems.append(f"expected {spec.expect_encap} on {where}, saw nothing")
+    else:
+        result.encap = seen["encap"]
+        note = f"on {where}: {seen['text']}"
+        if spec.expect_encap == "absent":
+            result.problems.append(f"expected to stay inside the node, but crossed {where}")
+        elif spec.expect_encap and spec.expect_encap != seen["encap"]:
+            result.problems.append(f"expected {spec.expect_encap} on {where}, saw {seen['encap']}")
+    result.detail = f"{result.detail}; {note}" if result.detail else note
+
+
+def _judge(result: Result) -> None:
+    spec = result.spec
+    if spec.expect == "reach" and not result.reached:
+        result.problems.insert(0, "not reached")
+    if spec.expect == "blocked" and result.reached:
+        result.problems.insert(0, "reached, but should be blocked")
+    if result.reached and spec.expect == "reach":
+        if spec.expect_source and result.seen_source and result.seen_source != str(spec.expect_source):
+            result.problems.append(f"server saw {result.seen_source}, expected {spec.expect_source}")
+        if spec.expect_backend and result.backend and result.backend != spec.expect_backend:
+            result.problems.append(f"answered by {result.backend}, expected {spec.expect_backend}")
+    if result.problems:
+        result.detail = "; ".join(result.problems) + (f" ({result.detail})" if result.detail else "")
