@@ -1,0 +1,277 @@
+"""The `netlab` command: parsing arguments and printing results, nothing else.
+
+Exit codes: 0 success (every check ok), 1 a check failed or the kernel refused something,
+2 bad input or invocation (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from netlab import __version__
+from netlab.errors import NetlabError, NotRootError, UserError
+
+# Wide enough for the check table when the output goes to a file or a CI log.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def _require_root(command: str) -> None:
+    if os.geteuid() != 0:
+        raise NotRootError(f"`netlab {command}` needs root to create network namespaces; "
+                           f"run it with sudo")
+
+
+def _load(file: str | None, name: str | None = None):
+    """Scenario file (or the built-in default) → resolved Lab."""
+    from netlab.lab.resolve import resolve
+    from netlab.scenario import loader
+
+    path = Path(file) if file else loader.builtin_path()
+    scenario, source = loader.load(path)
+    if name:
+        from pydantic import TypeAdapter, ValidationError
+
+        from netlab.scenario.schema import LabName
+        try:
+            TypeAdapter(LabName).validate_python(name)
+        except ValidationError:
+            raise UserError(f"--name: '{name}' is not a valid lab name (lowercase letters, digits "
+                            "and '-', at most 24 characters)") from None
+        scenario = scenario.model_copy(update={"name": name})
+    return resolve(scenario, source)
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _counts(lab) -> str:
+    nodes = sum(len(c.nodes) for c in lab.clusters)
+    pods = sum(len(c.pods) for c in lab.clusters)
+    return (f"{_plural(len(lab.clusters), 'cluster')}, {_plural(nodes, 'node')}, {_plural(pods, 'pod')}, "
+            f"{_plural(len(lab.hosts), 'host')}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="netlab")
+def cli() -> None:
+    """netlab: a managed Kubernetes cluster network on real Linux datapaths.
+
+    Build a lab from a scenario file (`netlab up FILE`), prove what it does with packets
+    (`netlab check LAB`), and take it down without a trace (`netlab down LAB`).
+    """
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+def validate(file: str) -> None:
+    """Check a scenario file without building anything."""
+    lab = _load(file)
+    console.print(f"{file}: ok — lab {lab.name}: {_counts(lab)}", highlight=False)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the scenario JSON Schema (for editor completion)."""
+    from netlab.scenario.schema import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@cli.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--name", help="lab name (default: the scenario's name)")
+def plan(file: str | None, name: str | None) -> None:
+    """Print the operations `up` would run, as the equivalent commands."""
+    from netlab import plan as plan_mod
+
+    click.echo(str(plan_mod.build(_load(file, name))))
+
+
+@cli.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--name", help="lab name (default: the scenario's name)")
+@click.option("-v", "--verbose", is_flag=True, help="print each operation as it runs")
+def up(file: str | None, name: str | None, verbose: bool) -> None:
+    """Build a lab from FILE (default: the built-in overview scenario)."""
+    _require_root("up")
+    _up(_load(file, name), verbose)
+
+
+def _up(lab, verbose: bool = False) -> None:
+    from netlab import plan as plan_mod
+    from netlab.apply import executor
+
+    p = plan_mod.build(lab)
+    start = time.monotonic()
+    executor.up(lab, p, on_op=(lambda op: click.echo(f"  {op}")) if verbose else None)
+    console.print(f"lab [bold]{lab.name}[/bold] is up: {_counts(lab)}; {len(p.ops)} operations in "
+                  f"{time.monotonic() - start:.2f} s", highlight=False)
+
+
+@cli.command()
+@click.argument("lab", required=False)
+@click.option("--all", "all_", is_flag=True, help="take down every lab")
+def down(lab: str | None, all_: bool) -> None:
+    """Take a lab down: its namespaces, processes and files, nothing else."""
+    from netlab.apply import executor
+
+    _require_root("down")
+    if bool(lab) == all_:
+        raise UserError("give a LAB name or --all")
+    start = time.monotonic()
+    reports = executor.down_all() if all_ else [executor.down(lab)]
+    for r in reports:
+        console.print(f"lab [bold]{r.lab}[/bold] is down: {_plural(r.netns, 'namespace')} and "
+                      f"{_plural(r.processes, 'process', 'processes')} removed in "
+                      f"{time.monotonic() - start:.2f} s", highlight=False)
+    if all_ and not reports:
+        console.print("no lab was up")
+
+
+def _read_lab(name: str):
+    from netlab.apply.state import StateDir
+
+    return StateDir(name).read()
+
+
+@cli.command()
+@click.argument("lab", required=False)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def status(lab: str | None, as_json: bool) -> None:
+    """Show the labs that are up, or one lab's objects and their live addresses."""
+    from netlab.apply import status as status_mod
+    from netlab.apply.state import list_labs
+
+    _require_root("status")
+    if lab is None:
+        labs = list_labs()
+        if as_json:
+            click.echo(json.dumps({"labs": labs}))
+        else:
+            console.print("\n".join(labs) if labs else "no lab is up")
+        return
+    data = status_mod.collect(_read_lab(lab))
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    table = Table(title=f"lab {lab} ({data['state']})")
+    for col in ("name", "kind", "cluster", "netns", "addresses"):
+        table.add_column(col)
+    for o in data["objects"]:
+        table.add_row(o["name"], o["kind"], o["cluster"] or "", o["netns"], ", ".join(o["addresses"]))
+    console.print(table)
+
+
+@cli.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.argument("lab")
+@click.argument("obj", metavar="OBJECT")
+@click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
+    """Run CMD inside OBJECT's namespace (`vpc`, a host, or CLUSTER/NODE or CLUSTER/POD).
+
+    Example: netlab exec vpc-basic c1/web-1 -- ip route
+    """
+    from netlab.apply import processes
+    from netlab.lab import refs
+
+    _require_root("exec")
+    resolved = _read_lab(lab)
+    if obj == "vpc":
+        netns = resolved.vpc.netns
+    else:
+        try:
+            target = refs.lookup(resolved, obj)
+        except refs.RefError as e:
+            raise UserError(f"OBJECT: {e}") from None
+        if target.netns is None:
+            raise UserError(f"OBJECT: {obj} is an address, not an object with a namespace")
+        netns = target.netns
+    sys.exit(processes.run_in(netns, list(cmd)))
+
+
+@cli.command()
+@click.argument("lab")
+@click.option("--json", "as_json", is_flag=True, help="print the JSON report")
+@click.option("--junit", type=click.Path(dir_okay=False, writable=True), help="also write JUnit XML here")
+@click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each answer")
+def check(lab: str, as_json: bool, junit: str | None, timeout: float) -> None:
+    """Probe a lab: the expected matrix plus the scenario's checks. Exit 1 if any fails."""
+    _require_root("check")
+    sys.exit(_check(_read_lab(lab), as_json, junit, timeout))
+
+
+def _check(lab, as_json: bool, junit: str | None, timeout: float) -> int:
+    from netlab.probe import checks, report
+    from netlab.probe.runner import Runner
+
+    start = time.monotonic()
+    results = Runner(timeout=timeout).run(checks.matrix(lab))
+    seconds = time.monotonic() - start
+    if as_json:
+        click.echo(report.to_json(lab.name, results))
+    else:
+        report.print_table(lab.name, results, console, seconds)
+    if junit:
+        Path(junit).write_text(report.to_junit(lab.name, results, seconds))
+    return 0 if all(r.ok for r in results) else 1
+
+
+@cli.command()
+@click.option("--keep", is_flag=True, help="leave the lab up afterwards")
+@click.option("--json", "as_json", is_flag=True, help="print the JSON report instead of the table")
+def demo(keep: bool, as_json: bool) -> None:
+    """Build the built-in overview lab, check it, print the report, take it down."""
+    from netlab.apply import executor
+    from netlab.apply.state import list_labs
+
+    _require_root("demo")
+    lab = _load(None)
+    if lab.name in list_labs():
+        err_console.print(f"an earlier demo left lab {lab.name} up; taking it down first")
+        executor.down(lab.name)
+    out = err_console if as_json else console
+    out.print(f"[bold]netlab demo[/bold]: {lab.description}", highlight=False)
+    from netlab import plan as plan_mod
+    start = time.monotonic()
+    executor.up(lab, plan_mod.build(lab))
+    out.print(f"lab {lab.name} is up ({_counts(lab)}) in {time.monotonic() - start:.2f} s", highlight=False)
+    try:
+        code = _check(lab, as_json, None, 2.0)
+    finally:
+        if not keep:
+            executor.down(lab.name)
+            out.print(f"lab {lab.name} is down")
+        else:
+            out.print(f"lab {lab.name} left up: `netlab status {lab.name}`, `netlab down {lab.name}`")
+    sys.exit(code)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("netlab: interrupted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2 if e.exit_code == 2 or isinstance(e, click.UsageError) else e.exit_code)
+    except NetlabError as e:
+        click.echo(f"netlab: {'error' if isinstance(e, UserError) else 'failed'}: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("netlab: interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
