@@ -117,6 +117,31 @@ class StartProcess(Op):
         return f"ip netns exec {self.netns} {' '.join(self.argv)} &  # {self.name}"
 
 
+@dataclass(frozen=True)
+class IptablesRestore(Op):
+    """A whole iptables ruleset (iptables-restore input) loaded atomically, as kube-proxy does."""
+
+    rules: str
+    noflush: bool = True
+    purpose: str = ""
+
+    def __str__(self) -> str:
+        flag = " --noflush" if self.noflush else ""
+        lines = self.rules.count("\n")
+        return f"ip netns exec {self.netns} iptables-restore{flag} <<EOF  # {self.purpose} ({lines} lines)"
+
+
+@dataclass(frozen=True)
+class NftApply(Op):
+    """An nftables transaction (`nft -f`), atomic by construction."""
+
+    rules: str
+    purpose: str = ""
+
+    def __str__(self) -> str:
+        return f"ip netns exec {self.netns} nft -f - <<EOF  # {self.purpose} ({self.rules.count(chr(10))} lines)"
+
+
 @dataclass
 class Plan:
     lab: str

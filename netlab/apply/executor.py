@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netlab import linux
-from netlab.apply import processes
+from netlab.apply import netfilter, processes
 from netlab.apply.netlink import Netlink, describe
 from netlab.apply.state import StateDir, list_labs
 from netlab.errors import ApplyError, LabStateError
 from netlab.lab import naming
 from netlab.lab.model import Lab
-from netlab.plan import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, Op, Plan, SetLink,
-                         StartProcess, Sysctl)
+from netlab.plan import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, IptablesRestore, NftApply,
+                         Op, Plan, SetLink, StartProcess, Sysctl)
 
 
 @dataclass
@@ -46,6 +46,8 @@ HANDLERS: dict[type, Callable[[Context, Op], None]] = {
     AddAddress: lambda ctx, op: ctx.nl.add_address(op),
     AddRoute: lambda ctx, op: ctx.nl.add_route(op),
     StartProcess: lambda ctx, op: processes.start(ctx.state, op),
+    IptablesRestore: lambda ctx, op: netfilter.iptables_restore(op),
+    NftApply: lambda ctx, op: netfilter.nft_apply(op),
 }
 
 

@@ -28,13 +28,16 @@ class Context:
     lab: str
     source: Source
     underlay_mtu: int = UNDERLAY_MTU
+    # Kernel features of the machine the lab will run on (netlab.capabilities names, e.g.
+    # "openvswitch", "ip_vs", "ipvlan"), for models that choose a datapath from them.
+    features: frozenset[str] = frozenset()
 
     def error(self, path: Path_, message: str) -> ScenarioError:
         return self.source.error(path, message)
 
 
-def resolve(scenario: Scenario, source: Source) -> Lab:
-    ctx = Context(scenario.name, source)
+def resolve(scenario: Scenario, source: Source, features: frozenset[str] = frozenset()) -> Lab:
+    ctx = Context(scenario.name, source, features=features)
     _check_unique_names(scenario, ctx)
     vpc = _resolve_vpc(scenario, ctx)
     pools = {s.name: ipam.Pool(s.cidr) for s in vpc.subnets}
