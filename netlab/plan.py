@@ -68,10 +68,12 @@ class SetLink(Op):
     ifname: str
     up: bool = True
     master: str | None = None
+    address: str | None = None  # a MAC address to set
 
     def __str__(self) -> str:
         master = f" master {self.master}" if self.master else ""
-        return f"ip -n {self.netns} link set {self.ifname}{master} {'up' if self.up else 'down'}"
+        address = f" address {self.address}" if self.address else ""
+        return f"ip -n {self.netns} link set {self.ifname}{master}{address} {'up' if self.up else 'down'}"
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class AddRoute(Op):
     dev: str | None = None
     src: IPv4Address | None = None
     scope_link: bool = False
+    onlink: bool = False  # the gateway is on the link even though no address says so
 
     def __str__(self) -> str:
         dst = "default" if self.destination.prefixlen == 0 else str(self.destination)
@@ -102,6 +105,8 @@ class AddRoute(Op):
             parts.append("scope link")
         if self.src:
             parts.append(f"src {self.src}")
+        if self.onlink:
+            parts.append("onlink")
         return " ".join(parts)
 
 
@@ -140,6 +145,118 @@ class NftApply(Op):
 
     def __str__(self) -> str:
         return f"ip netns exec {self.netns} nft -f - <<EOF  # {self.purpose} ({self.rules.count(chr(10))} lines)"
+
+
+@dataclass(frozen=True)
+class SetOffload(Op):
+    """Turn a device's TX checksum offload on or off (what `ethtool -K IF tx off` does)."""
+
+    ifname: str
+    tx_checksum: bool = False
+
+    def __str__(self) -> str:
+        return f"ip netns exec {self.netns} ethtool -K {self.ifname} tx {'on' if self.tx_checksum else 'off'}"
+
+
+@dataclass(frozen=True)
+class AddVxlan(Op):
+    """A kernel VXLAN device (a VTEP) bound to an underlay device."""
+
+    ifname: str
+    vni: int
+    local: IPv4Address
+    dev: str
+    port: int
+    mtu: int
+    address: str | None = None  # the VTEP's MAC
+    learning: bool = False
+
+    def __str__(self) -> str:
+        mac = f" address {self.address}" if self.address else ""
+        return (f"ip -n {self.netns} link add {self.ifname} mtu {self.mtu}{mac} type vxlan id {self.vni} "
+                f"local {self.local} dev {self.dev} dstport {self.port}"
+                f"{'' if self.learning else ' nolearning'}")
+
+
+@dataclass(frozen=True)
+class AddFdb(Op):
+    """A static forwarding entry on a VXLAN device: frames for `mac` go to the VTEP at `dst`."""
+
+    ifname: str
+    mac: str
+    dst: IPv4Address
+
+    def __str__(self) -> str:
+        return f"bridge -n {self.netns} fdb append {self.mac} dev {self.ifname} dst {self.dst} self permanent"
+
+
+@dataclass(frozen=True)
+class AddNeigh(Op):
+    """A permanent neighbour (ARP) entry."""
+
+    ifname: str
+    ip: IPv4Address
+    mac: str
+
+    def __str__(self) -> str:
+        return f"ip -n {self.netns} neigh replace {self.ip} lladdr {self.mac} dev {self.ifname} nud permanent"
+
+
+@dataclass(frozen=True)
+class OvsCreateDb(Op):
+    """A fresh OVSDB database file for one node's Open vSwitch."""
+
+    db: str
+    schema: str = "/usr/share/openvswitch/vswitch.ovsschema"
+
+    def __str__(self) -> str:
+        return f"ovsdb-tool create {self.db} {self.schema}"
+
+
+@dataclass(frozen=True)
+class OvsVsctl(Op):
+    """One batched `ovs-vsctl` transaction against a node's own database; it returns once
+    ovs-vswitchd has applied it."""
+
+    db: str  # the ovsdb-server socket path
+    commands: tuple[tuple[str, ...], ...]
+
+    def argv(self) -> list[str]:
+        out = ["ovs-vsctl", f"--db=unix:{self.db}", "--timeout=30"]
+        for cmd in self.commands:
+            out += ["--", *cmd]
+        return out
+
+    def __str__(self) -> str:
+        return " ".join(_quote(a) for a in self.argv())
+
+
+@dataclass(frozen=True)
+class OvsFlows(Op):
+    """A bridge's whole OpenFlow table, replaced in one atomic bundle."""
+
+    bridge: str
+    target: str  # the bridge's management socket
+    flows: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return (f"ovs-ofctl --bundle replace-flows unix:{self.target} - <<EOF  "
+                f"# {self.bridge}: {len(self.flows)} flows")
+
+
+@dataclass(frozen=True)
+class OvsAppctl(Op):
+    """A runtime command to a node's ovs-vswitchd (over its control socket)."""
+
+    target: str
+    args: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"ovs-appctl -t {self.target} {' '.join(self.args)}"
+
+
+def _quote(arg: str) -> str:
+    return f"'{arg}'" if any(c in arg for c in ' "{}') else arg
 
 
 @dataclass

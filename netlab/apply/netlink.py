@@ -18,6 +18,7 @@ from netlab.errors import ApplyError
 from netlab.plan import AddAddress, AddLink, AddRoute, AddVeth, SetLink
 
 RT_SCOPE_LINK = 253
+RTNH_F_ONLINK = 4
 
 
 class Netlink:
@@ -89,6 +90,8 @@ class Netlink:
         kwargs: dict = {"state": "up" if op.up else "down"}
         if op.master:
             kwargs["master"] = self.index(op.netns, op.master)
+        if op.address:
+            kwargs["address"] = op.address
         self.ipr(op.netns).link("set", index=self.index(op.netns, op.ifname), **kwargs)
 
     def add_address(self, op: AddAddress) -> None:
@@ -105,6 +108,8 @@ class Netlink:
             kwargs["prefsrc"] = str(op.src)
         if op.scope_link:
             kwargs["scope"] = RT_SCOPE_LINK
+        if op.onlink:
+            kwargs["flags"] = RTNH_F_ONLINK
         self.ipr(op.netns).route("add", **kwargs)
 
     # -- reading --------------------------------------------------------------
