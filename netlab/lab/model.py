@@ -84,6 +84,15 @@ class PodInfo(Resolved):
     ports: list[Port]
 
 
+class TunnelInfo(Resolved):
+    """The tunnel model's decisions for a cluster: which switch, VNI and OVS datapath."""
+
+    switch: Literal["ovs", "linux-bridge"]
+    vni: int
+    port: int  # VXLAN UDP destination port
+    datapath: Literal["system", "netdev"] | None = None  # OVS only
+
+
 class ClusterInfo(Resolved):
     name: str
     model: str
@@ -94,6 +103,7 @@ class ClusterInfo(Resolved):
     mtu: int
     nodes: list[NodeInfo]
     pods: list[PodInfo]
+    tunnel: TunnelInfo | None = None
 
     def node(self, name: str) -> NodeInfo:
         return next(n for n in self.nodes if n.name == name)

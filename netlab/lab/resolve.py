@@ -16,7 +16,7 @@ from netlab.lab import ipam, naming, refs
 from netlab.lab.model import (Attachment, ClusterInfo, HostInfo, Lab, NodeInfo, SubnetInfo,
                               VpcInfo, VpcRoute)
 from netlab.scenario.loader import Path_, Source
-from netlab.scenario.schema import Cluster, Scenario
+from netlab.scenario.schema import MODEL_FIELDS, Cluster, Scenario
 
 UNDERLAY_MTU = 1500
 
@@ -53,12 +53,14 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] = froze
                                                            eth0=att))
                  for ni, node in enumerate(spec.nodes)]
         _check_pod_nodes(spec, ci, ctx)
+        _check_model_fields(spec, ci, ctx)
         alloc = models.get(spec.model).allocate(spec, nodes, ("clusters", ci), ctx)
         vpc.routes += alloc.routes
         clusters.append(ClusterInfo(
             name=spec.name, model=spec.model, container_cidr=spec.container_cidr,
             service_cidr=spec.service_cidr, pod_cidr_size=spec.pod_cidr_size,
-            proxy_mode=spec.proxy_mode, mtu=alloc.mtu, nodes=alloc.nodes, pods=alloc.pods))
+            proxy_mode=spec.proxy_mode, mtu=alloc.mtu, nodes=alloc.nodes, pods=alloc.pods,
+            tunnel=alloc.tunnel))
 
     _check_route_quota(scenario, vpc, ctx)
     hosts = [_attach(scenario, ("hosts", hi), h.subnet, h.ip, vpc, pools, ctx, owner=h.name,
@@ -193,6 +195,14 @@ def _check_pod_nodes(spec: Cluster, ci: int, ctx: Context) -> None:
             raise ctx.error(("clusters", ci, "pods", pi, "node"),
                             f"unknown node '{pod.node}'; nodes of cluster '{spec.name}': "
                             + ", ".join(n.name for n in spec.nodes))
+
+
+def _check_model_fields(spec: Cluster, ci: int, ctx: Context) -> None:
+    for name, models_ in MODEL_FIELDS.items():
+        if name in spec.model_fields_set and spec.model not in models_:
+            raise ctx.error(("clusters", ci, name),
+                            f"'{name}' applies to model: {' or '.join(models_)} only, and cluster "
+                            f"'{spec.name}' is model: {spec.model}; remove it")
 
 
 def _check_route_quota(s: Scenario, vpc: VpcInfo, ctx: Context) -> None:

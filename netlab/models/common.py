@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netlab.lab import ipam, naming
-from netlab.lab.model import NodeInfo, PodInfo, VpcRoute
+from netlab.lab.model import NodeInfo, PodInfo, TunnelInfo, VpcRoute
 from netlab.scenario.loader import Path_
 from netlab.scenario.schema import Cluster
 
@@ -18,6 +18,7 @@ class Allocation:
     pods: list[PodInfo]
     mtu: int
     routes: list[VpcRoute] = field(default_factory=list)
+    tunnel: TunnelInfo | None = None
 
 
 def node_blocks(spec: Cluster, nodes: list[NodeInfo], path: Path_, ctx) -> list[NodeInfo]:

@@ -23,6 +23,8 @@ LabName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9
 
 ModelName = Literal[MODEL_NAMES]  # type: ignore[valid-type]
 ProxyMode = Literal["iptables", "nftables", "ipvs"]
+Switch = Literal["ovs", "linux-bridge"]
+OvsDatapath = Literal["auto", "system", "netdev"]
 
 
 class Strict(BaseModel):
@@ -82,6 +84,18 @@ class Cluster(Strict):
     proxy_mode: ProxyMode = "iptables"
     nodes: list[Node] = Field(min_length=1)
     pods: list[Pod] = Field(default_factory=list)
+    # model: tunnel only (see MODEL_FIELDS)
+    switch: Switch = Field(default="ovs", description="tunnel model: the virtual switch on each node "
+                                                      "(ovs: Open vSwitch; linux-bridge: kernel VXLAN as Flannel)")
+    vni: int = Field(default=1, ge=1, le=16777215, description="tunnel model: the VXLAN network identifier")
+    ovs_datapath: OvsDatapath = Field(
+        default="auto", description="tunnel model with switch ovs: system (the openvswitch kernel module), "
+                                    "netdev (userspace), or auto (system when the kernel has it)")
+
+
+# Cluster fields that only some models accept; resolve rejects them elsewhere.
+MODEL_FIELDS: dict[str, tuple[str, ...]] = {"switch": ("tunnel",), "vni": ("tunnel",),
+                                            "ovs_datapath": ("tunnel",)}
 
 
 class Check(Strict):
