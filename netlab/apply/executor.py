@@ -159,3 +159,7 @@ def running_labs() -> list[str]:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+# Apply modules that register handlers for their own op types (imported last: they use `register`).
+from netlab.apply import ethtool, ovs, vxlan  # noqa: E402,F401

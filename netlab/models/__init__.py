@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-MODEL_NAMES = ("vpc",)
+MODEL_NAMES = ("tunnel", "vpc")
 
 
 def get(name: str) -> ModuleType:

@@ -1,0 +1,304 @@
+"""The container tunnel network model: pod Ethernet frames carried between nodes in VXLAN.
+
+The VPC knows nothing of the container CIDR (no VPC routes): each node owns a block of it
+(`pod_cidr_size`, as in `models.common`), and pod traffic between nodes is encapsulated in
+VXLAN (UDP 4789, the cluster's `vni`) from node IP to node IP. Pod MTU is the underlay MTU
+minus the 50 bytes VXLAN adds (outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14).
+
+`switch: ovs` (the default) — each node runs its own Open vSwitch (ovsdb-server and
+ovs-vswitchd started inside the node namespace, files in `/run/netlab/<lab>/<cluster>/<node>/`).
+`br-int` holds one port per pod, a gateway port `gw0` (internal port: the pod-CIDR gateway
+address lives on it in the node stack, so Service rules and SNAT see pod traffic) and a
+`vxlan0` port (`remote_ip=flow`, `key=<vni>`). OpenFlow tables of `br-int`:
+
+- table 0 (classifier): pods may only send from their own address (spoof guard); ARP goes
+  to table 10, IP to table 20; anything else is dropped.
+- table 10 (ARP responder): OVS answers every ARP request itself — a local pod's address
+  with that pod's MAC, the local gateway with `gw0`'s MAC, a remote node's gateway (the
+  node stack's next hop for that node's pod CIDR) with that gateway's MAC. No ARP crosses
+  the tunnel.
+- table 20 (L3 forwarding): a local pod address → rewrite MACs, output to its port; a
+  remote node's pod CIDR → `set_field:<node ip>->tun_dst`, output to `vxlan0`; anything
+  else → `gw0` (the node stack routes it on: to the VPC with SNAT, to Services, …).
+
+Datapath: the OVS kernel datapath (`system`) when the kernel has the `openvswitch` module;
+otherwise the userspace datapath (`netdev`) with native tunnelling, where the node IP
+must live on a `br-phy` bridge that holds `eth0` (OVS routes and ARPs for the tunnel
+itself, from the addresses and routes of the node stack).
+
+`switch: linux-bridge` — what Flannel's vxlan backend programs: pods on a Linux bridge
+`cni0` (gateway address on it), one kernel VXLAN device per node with learning off, and for
+every remote node a route to its pod CIDR via its VTEP address (the block's network
+address, onlink), a permanent ARP entry for that address and a permanent FDB entry sending
+that VTEP MAC to the node IP. (Flannel's default port is 8472; netlab uses 4789 for both.)
+
+Pod traffic leaving the cluster (to VPC hosts, the internet) is SNATed to the node IP by an
+iptables MASQUERADE rule in each node, `-s <container CIDR> ! -d <container CIDR>`, as the
+real tunnel network does: the VPC has no route back to the container CIDR. For the same
+reason a VPC host cannot reach a pod directly: the generated checks expect `blocked`.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import PurePosixPath
+
+from netlab.cloud.vpc import DEFAULT, attach_ops
+from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, TunnelInfo
+from netlab.models.common import Allocation, node_blocks, pods_from_blocks
+from netlab.plan import (AddAddress, AddFdb, AddLink, AddNeigh, AddNetns, AddRoute, AddVeth, AddVxlan,
+                         IptablesRestore, Op, OvsAppctl, OvsCreateDb, OvsFlows, OvsVsctl, SetLink,
+                         SetOffload, StartProcess, Sysctl)
+
+ENCAP = "vxlan"  # what crosses the underlay between nodes
+VPC_HOST_TO_POD = "blocked"  # the VPC route table has no route to the container CIDR
+
+VXLAN_PORT = 4789
+VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+
+# Names on an OVS node.
+BR_INT, BR_PHY, GW_PORT, TUN_PORT = "br-int", "br-phy", "gw0", "vxlan0"
+GW_OFPORT, TUN_OFPORT, FIRST_POD_OFPORT = 1, 2, 10
+# Names on a linux-bridge node.
+BRIDGE = "cni0"
+
+
+def datapath_for(features: frozenset[str] | set[str]) -> str:
+    """The OVS datapath `auto` picks on a kernel with these features (netlab.capabilities names)."""
+    return "system" if "openvswitch" in features else "netdev"
+
+
+def vtep_device(vni: int) -> str:
+    return f"vxlan.{vni}"
+
+
+def mac_of(ip: IPv4Address) -> str:
+    """A locally administered MAC derived from an address (as OVN-Kubernetes does: 0a:58 + IP),
+    so OpenFlow rules and static entries can name MACs before any device exists."""
+    return "0a:58:" + ":".join(f"{b:02x}" for b in ip.packed)
+
+
+def vtep_ip(node: NodeInfo) -> IPv4Address:
+    """Flannel's VTEP address: the network address of the node's pod CIDR."""
+    return node.pod_cidr.network_address
+
+
+# -- traits the checks use ---------------------------------------------------------------------
+def node_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
+    """The source a pod sees when a node's own stack connects to it: the address of the
+    device the route to the pod leaves by (gw0 / cni0 for local pods; with linux-bridge,
+    the VXLAN device's address for remote ones)."""
+    if cluster.tunnel.switch == "linux-bridge" and pod.node != node.name:
+        return vtep_ip(node)
+    return node.pod_gateway
+
+
+def egress_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
+    """The source a VPC host sees for a pod's traffic: the node IP (MASQUERADE)."""
+    return node.eth0.ip
+
+
+# -- resolve -----------------------------------------------------------------------------------
+def allocate(spec, nodes: list[NodeInfo], path, ctx) -> Allocation:
+    datapath = None
+    if spec.switch == "ovs":
+        datapath = datapath_for(ctx.features) if spec.ovs_datapath == "auto" else spec.ovs_datapath
+        if datapath == "system" and "openvswitch" not in ctx.features:
+            raise ctx.error(path + ("ovs_datapath",),
+                            "ovs_datapath: system needs the openvswitch kernel module, which this kernel "
+                            "does not offer; use auto or netdev (the userspace datapath)")
+    elif "ovs_datapath" in spec.model_fields_set:
+        raise ctx.error(path + ("ovs_datapath",), "ovs_datapath applies to switch: ovs only; remove it")
+    mtu = ctx.underlay_mtu - VXLAN_OVERHEAD
+    nodes = node_blocks(spec, nodes, path, ctx)
+    return Allocation(nodes=nodes, pods=pods_from_blocks(spec, nodes, path, ctx), mtu=mtu,
+                      tunnel=TunnelInfo(switch=spec.switch, vni=spec.vni, port=VXLAN_PORT, datapath=datapath))
+
+
+# -- plan --------------------------------------------------------------------------------------
+def node_dir(lab: str, cluster: str, node: str) -> PurePosixPath:
+    """Where a node's OVS keeps its database, sockets, pidfiles and logs."""
+    from netlab.apply.state import ROOT  # the state directory's root: a path, nothing applied
+
+    return PurePosixPath(ROOT) / lab / cluster / node
+
+
+def ops(lab: Lab, cluster: ClusterInfo) -> list[Op]:
+    out: list[Op] = []
+    for node in cluster.nodes:
+        if cluster.tunnel.switch == "ovs":
+            out += ovs_node_ops(lab, cluster, node)
+        else:
+            out += bridge_node_ops(lab, cluster, node)
+    return out
+
+
+def _pod_ops(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, *, master: str | None,
+             mac: str | None, tx_checksum_off: bool) -> list[Op]:
+    gw = node.pod_gateway
+    out: list[Op] = [
+        AddNetns(pod.netns),
+        AddVeth(node.netns, pod.host_ifname, pod.netns, "eth0", cluster.mtu),
+        SetLink(node.netns, pod.host_ifname, master=master),
+        SetLink(pod.netns, "lo"),
+        SetLink(pod.netns, "eth0", address=mac),
+        AddAddress(pod.netns, "eth0", IPv4Interface(f"{pod.ip}/{node.pod_cidr.prefixlen}")),
+        AddRoute(pod.netns, DEFAULT, via=gw, dev="eth0"),
+    ]
+    if tx_checksum_off:
+        # veth leaves TCP/UDP checksums for "hardware" to fill in, and the userspace datapath
+        # passes what it reads from one veth to the next as is: the receiving pod drops it as
+        # corrupt (seen with UDP between pods on one node; ping carries no offloaded checksum).
+        out.append(SetOffload(pod.netns, "eth0", tx_checksum=False))
+    return out
+
+
+def _snat(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> Op:
+    cidr = cluster.container_cidr
+    rules = (
+        "*nat\n"
+        ":NETLAB-TUNNEL-SNAT - [0:0]\n"
+        '-A POSTROUTING -m comment --comment "netlab: pod traffic leaving the cluster" -j NETLAB-TUNNEL-SNAT\n'
+        f'-A NETLAB-TUNNEL-SNAT -s {cidr} ! -d {cidr} -m comment --comment '
+        f'"netlab {lab.name}: the VPC has no route to {cidr}" -j MASQUERADE\n'
+        "COMMIT\n")
+    return IptablesRestore(node.netns, rules, purpose="pod egress SNAT to the node IP")
+
+
+def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
+    t = cluster.tunnel
+    netdev = t.datapath == "netdev"
+    d = node_dir(lab.name, cluster.name, node.name)
+    db, sock = str(d / "conf.db"), str(d / "db.sock")
+    tag = f"external_ids:netlab-lab={lab.name}"
+    pods = cluster.pods_on(node.name)
+    remotes = [n for n in cluster.nodes if n.name != node.name]
+
+    out: list[Op] = [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1")]
+    # Userspace datapath: the node IP moves to br-phy, created by ovs-vswitchd below.
+    out += attach_ops(lab, node.netns, node.eth0, address_on=None if netdev else "eth0")
+    if netdev:
+        # The same checksum trap in the other direction: frames from the VPC arrive at eth0
+        # with checksums left for offload, and OVS hands them to the node stack unfinished.
+        out.append(SetOffload(lab.vpc.netns, node.eth0.port, tx_checksum=False))
+    for pod in pods:
+        out += _pod_ops(cluster, node, pod, master=None, mac=mac_of(pod.ip), tx_checksum_off=netdev)
+
+    key = f"{cluster.name}.{node.name}"
+    out += [
+        OvsCreateDb(node.netns, db),
+        StartProcess(node.netns, name=f"ovsdb-server@{key}", ready_file=sock,
+                     argv=("ovsdb-server", db, f"--remote=punix:{sock}", f"--unixctl={d}/ovsdb-server.ctl",
+                           f"--pidfile={d}/ovsdb-server.pid", f"--log-file={d}/ovsdb-server.log", "--no-chdir")),
+        # OVS_RUNDIR: where ovs-vswitchd puts each bridge's OpenFlow socket (<bridge>.mgmt);
+        # every node has a br-int, so each needs its own.
+        StartProcess(node.netns, name=f"ovs-vswitchd@{key}",
+                     ready_file=f"{d}/ovs-vswitchd.ctl",
+                     argv=("env", f"OVS_RUNDIR={d}", "ovs-vswitchd", f"unix:{sock}",
+                           f"--unixctl={d}/ovs-vswitchd.ctl", f"--pidfile={d}/ovs-vswitchd.pid",
+                           f"--log-file={d}/ovs-vswitchd.log", "--no-chdir")),
+    ]
+
+    cmds: list[tuple[str, ...]] = [("init",)]
+    if netdev:
+        cmds += [("add-br", BR_PHY),
+                 ("set", "Bridge", BR_PHY, "datapath_type=netdev", f'other_config:hwaddr="{mac_of(node.eth0.ip)}"',
+                  "fail_mode=standalone", tag),
+                 ("set", "Port", BR_PHY, tag),
+                 ("add-port", BR_PHY, "eth0"), ("set", "Port", "eth0", tag)]
+    cmds += [("add-br", BR_INT),
+             ("set", "Bridge", BR_INT, f"datapath_type={t.datapath}", "fail_mode=secure", tag),
+             ("set", "Port", BR_INT, tag),
+             ("add-port", BR_INT, GW_PORT),
+             ("set", "Interface", GW_PORT, "type=internal", f'mac="{mac_of(node.pod_gateway)}"',
+              f"mtu_request={cluster.mtu}", f"ofport_request={GW_OFPORT}"),
+             ("set", "Port", GW_PORT, tag),
+             ("add-port", BR_INT, TUN_PORT),
+             ("set", "Interface", TUN_PORT, "type=vxlan", "options:remote_ip=flow", f"options:key={t.vni}",
+              f"options:dst_port={t.port}", f"ofport_request={TUN_OFPORT}"),
+             ("set", "Port", TUN_PORT, tag)]
+    for i, pod in enumerate(pods):
+        cmds += [("add-port", BR_INT, pod.host_ifname),
+                 ("set", "Interface", pod.host_ifname, f"ofport_request={FIRST_POD_OFPORT + i}"),
+                 ("set", "Port", pod.host_ifname, tag, f"external_ids:netlab-pod={cluster.name}/{pod.name}")]
+    out.append(OvsVsctl(node.netns, sock, tuple(cmds)))
+
+    if netdev:
+        out += [SetLink(node.netns, BR_PHY),
+                AddAddress(node.netns, BR_PHY, node.eth0.address),
+                AddRoute(node.netns, DEFAULT, via=node.eth0.gateway, dev=BR_PHY)]
+    out += [SetLink(node.netns, GW_PORT),
+            AddAddress(node.netns, GW_PORT, IPv4Interface(f"{node.pod_gateway}/{node.pod_cidr.prefixlen}"))]
+    out += [AddRoute(node.netns, r.pod_cidr, via=r.pod_gateway, dev=GW_PORT, onlink=True) for r in remotes]
+    out.append(OvsFlows(node.netns, BR_INT, str(d / f"{BR_INT}.mgmt"), tuple(br_int_flows(cluster, node))))
+    if netdev:
+        # Static entries in OVS's tunnel neighbour cache (it does not use the kernel's): the
+        # first packet to a node would otherwise be dropped while OVS resolves its MAC.
+        out += [OvsAppctl(node.netns, f"{d}/ovs-vswitchd.ctl",
+                          ("tnl/neigh/set", BR_PHY, str(r.eth0.ip), mac_of(r.eth0.ip))) for r in remotes]
+    out.append(_snat(lab, cluster, node))
+    return out
+
+
+def _arp_reply(ip: IPv4Address, mac: str) -> str:
+    return (f"table=10,priority=100,arp,arp_op=1,arp_tpa={ip},actions="
+            f"move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:{mac}->eth_src,set_field:2->arp_op,"
+            f"move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:{mac}->arp_sha,"
+            f"move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:{ip}->arp_spa,IN_PORT")
+
+
+def br_int_flows(cluster: ClusterInfo, node: NodeInfo) -> list[str]:
+    """The whole OpenFlow table of a node's br-int (the tables are described in the module
+    docstring)."""
+    pods = cluster.pods_on(node.name)
+    remotes = [n for n in cluster.nodes if n.name != node.name]
+    gw_mac = mac_of(node.pod_gateway)
+    flows = [f"table=0,priority=100,in_port={GW_OFPORT},arp,actions=resubmit(,10)",
+             f"table=0,priority=100,in_port={GW_OFPORT},ip,actions=resubmit(,20)",
+             f"table=0,priority=100,in_port={TUN_OFPORT},ip,actions=resubmit(,20)"]
+    for i, pod in enumerate(pods):
+        port = FIRST_POD_OFPORT + i
+        flows += [f"table=0,priority=100,in_port={port},arp,arp_spa={pod.ip},actions=resubmit(,10)",
+                  f"table=0,priority=100,in_port={port},ip,nw_src={pod.ip},actions=resubmit(,20)"]
+    flows.append("table=0,priority=0,actions=drop")
+
+    flows.append(_arp_reply(node.pod_gateway, gw_mac))
+    flows += [_arp_reply(pod.ip, mac_of(pod.ip)) for pod in pods]
+    flows += [_arp_reply(r.pod_gateway, mac_of(r.pod_gateway)) for r in remotes]
+    flows.append("table=10,priority=0,actions=drop")
+
+    for i, pod in enumerate(pods):
+        flows.append(f"table=20,priority=200,ip,nw_dst={pod.ip},actions=set_field:{gw_mac}->eth_src,"
+                     f"set_field:{mac_of(pod.ip)}->eth_dst,output:{FIRST_POD_OFPORT + i}")
+    for r in remotes:
+        flows.append(f"table=20,priority=100,ip,nw_dst={r.pod_cidr},actions="
+                     f"set_field:{r.eth0.ip}->tun_dst,output:{TUN_OFPORT}")
+    # Never send the node stack's own packets back to it (it routed them here).
+    flows.append(f"table=20,priority=60,in_port={GW_OFPORT},ip,actions=drop")
+    flows.append(f"table=20,priority=50,ip,actions=set_field:{gw_mac}->eth_dst,output:{GW_OFPORT}")
+    return flows
+
+
+def bridge_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
+    t = cluster.tunnel
+    dev = vtep_device(t.vni)
+    out: list[Op] = [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1")]
+    out += attach_ops(lab, node.netns, node.eth0)
+    out += [AddLink(node.netns, BRIDGE, "bridge", mtu=cluster.mtu),
+            AddAddress(node.netns, BRIDGE, IPv4Interface(f"{node.pod_gateway}/{node.pod_cidr.prefixlen}")),
+            SetLink(node.netns, BRIDGE),
+            AddVxlan(node.netns, dev, t.vni, node.eth0.ip, "eth0", t.port, cluster.mtu,
+                     address=mac_of(vtep_ip(node))),
+            AddAddress(node.netns, dev, IPv4Interface(f"{vtep_ip(node)}/32")),
+            SetLink(node.netns, dev)]
+    for r in cluster.nodes:
+        if r.name == node.name:
+            continue
+        mac = mac_of(vtep_ip(r))
+        out += [AddNeigh(node.netns, dev, vtep_ip(r), mac),
+                AddFdb(node.netns, dev, mac, r.eth0.ip),
+                AddRoute(node.netns, r.pod_cidr, via=vtep_ip(r), dev=dev, onlink=True)]
+    for pod in cluster.pods_on(node.name):
+        out += _pod_ops(cluster, node, pod, master=BRIDGE, mac=None, tx_checksum_off=False)
+    out.append(_snat(lab, cluster, node))
+    return out
