@@ -18,6 +18,7 @@ from netlab.models.common import Allocation, node_blocks, pods_from_blocks
 from netlab.plan import AddAddress, AddNetns, AddRoute, AddVeth, Op, SetLink, Sysctl
 
 ENCAP = "none"  # what crosses the underlay between nodes
+VPC_HOST_TO_POD = "reach"  # the VPC route table routes each node's pod CIDR
 
 
 def node_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:

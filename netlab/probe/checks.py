@@ -39,6 +39,7 @@ class CheckSpec:
     sniff: tuple[str, str] | None = None
     sniff_label: str | None = None
     expect_encap: str | None = None
+    size: int | None = None  # ICMP only: the IP packet's total length, sent with DF set
 
 
 def _service_port(obj: Obj) -> tuple[str, int | None]:
@@ -108,9 +109,20 @@ def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
             dst = by_node[others[k % len(others)].name][0]
             out.append(_check("node→pod", node, dst, expect_source=model.node_source(cluster, node, dst),
                               **sniff(node, model.ENCAP)))
+    if model.ENCAP != "none" and len(with_pods) > 1:
+        # The pod MTU leaves room for the encapsulation: a DF packet of exactly the pod MTU
+        # crosses the tunnel, one byte more does not leave the pod.
+        src, dst = by_node[with_pods[0].name][0], by_node[with_pods[1].name][0]
+        for size, expect in ((cluster.mtu, "reach"), (cluster.mtu + 1, "blocked")):
+            out.append(CheckSpec(
+                name=f"pod MTU across nodes: {_name(src)} → {_name(dst)} ping {size} bytes DF",
+                src=_name(src), src_netns=src.netns, src_ip=src.ip, dst=_name(dst), dst_ip=dst.ip,
+                port=None, proto="icmp", expect=expect, size=size,
+                **sniff(with_pods[0], model.ENCAP if expect == "reach" else "absent")))
     for host in lab.hosts:
         for node in with_pods:
-            out.append(_check("VPC host→pod", host, by_node[node.name][0], expect_source=host.eth0.ip))
+            out.append(_check("VPC host→pod", host, by_node[node.name][0], expect_source=host.eth0.ip,
+                              expect=model.VPC_HOST_TO_POD))
     for node in with_pods:
         pod = by_node[node.name][0]
         for host in lab.hosts:

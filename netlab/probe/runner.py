@@ -27,6 +27,7 @@ from netlab.probe.checks import CheckSpec
 
 ETH_P_ALL = 0x0003
 SO_RCVBUFFORCE = 33  # not exported by Python's socket module
+IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2  # set DF; the kernel refuses what exceeds the path MTU
 CONCURRENCY = 64
 PROBE_LINE = b"netlab-probe\n"
 
@@ -119,7 +120,8 @@ def decode(frame: bytes) -> list[dict]:
         if IP not in inner:
             return []
         return [_flow(inner[IP], "vxlan", f"VXLAN vni {pkt[VXLAN].vni} {outer.src}→{outer.dst} "
-                                           f"udp/{pkt[UDP].dport}, inner {inner[IP].src}→{inner[IP].dst}")]
+                                           f"udp/{pkt[UDP].dport} ({outer.len} bytes), "
+                                           f"inner {inner[IP].src}→{inner[IP].dst}")]
     return [_flow(pkt[IP], "none", f"plain IP {pkt[IP].src}→{pkt[IP].dst}")]
 
 
@@ -210,8 +212,13 @@ class Runner:
         loop = asyncio.get_running_loop()
         ident = next(_icmp_ids) & 0xFFFF
         result.icmp_id = ident
-        request = bytes(ICMP(type=8, id=ident, seq=1) / b"netlab-probe")
+        payload = b"netlab-probe"
+        if spec.size:
+            payload = payload.ljust(spec.size - 28, b".")  # IP header 20 + ICMP header 8
+        request = bytes(ICMP(type=8, id=ident, seq=1) / payload)
         with self.spaces.socket(spec.src_netns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+            if spec.size:
+                sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
             await loop.sock_sendto(sock, request, (str(spec.dst_ip), 0))
             deadline = time.monotonic() + self.timeout
             while True:
