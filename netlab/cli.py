@@ -201,6 +201,35 @@ def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.argument("lab")
+@click.argument("node")
+def show(lab: str, node: str) -> None:
+    """Show a tunnel-model NODE's virtual switch (CLUSTER/NODE, or NODE if unique).
+
+    Open vSwitch: bridges, ports and flows with packet counters. linux-bridge: the VXLAN
+    device, its FDB and neighbour entries, and the node's routes.
+    """
+    from netlab.apply import show as show_mod
+
+    _require_root("show")
+    resolved = _read_lab(lab)
+    if "/" not in node:
+        owners = [c.name for c in resolved.clusters if any(n.name == node for n in c.nodes)]
+        if len(owners) != 1:
+            raise UserError(f"NODE: {'no' if not owners else 'more than one'} cluster has a node '{node}'; "
+                            "write CLUSTER/NODE")
+        node = f"{owners[0]}/{node}"
+    cluster_name, _, node_name = node.partition("/")
+    cluster = next((c for c in resolved.clusters if c.name == cluster_name), None)
+    found = next((n for n in cluster.nodes if n.name == node_name), None) if cluster else None
+    if found is None:
+        raise UserError(f"NODE: lab {lab} has no node '{node}'")
+    for title, text in show_mod.node_sections(resolved, cluster, found):
+        console.rule(f"[bold]{title}[/bold]", align="left")
+        click.echo(text.rstrip("\n"))
+
+
+@cli.command()
+@click.argument("lab")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON report")
 @click.option("--junit", type=click.Path(dir_okay=False, writable=True), help="also write JUnit XML here")
 @click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each answer")
