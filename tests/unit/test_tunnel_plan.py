@@ -1,0 +1,238 @@
+"""The tunnel model's plan (pure, no root): which ops each node gets for each datapath and
+switch, what they print as, and the OpenFlow table of br-int."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+import pytest
+
+from netlab import plan as plan_mod
+from netlab.models import tunnel
+from netlab.plan import (AddAddress, AddFdb, AddLink, AddNeigh, AddRoute, AddVxlan, IptablesRestore,
+                         OvsAppctl, OvsCreateDb, OvsFlows, OvsVsctl, SetLink, SetOffload, StartProcess)
+from netlab.scenario import loader
+from tests.unit.tunnel_helpers import lab_of, scenario
+
+RUN = tunnel.node_dir("tl", "c1", "node-1")
+
+
+def _ops(lab, netns=None, kind=None):
+    ops = plan_mod.build(lab).ops
+    return [op for op in ops if (netns is None or op.netns == netns) and (kind is None or isinstance(op, kind))]
+
+
+@pytest.fixture
+def netdev():
+    return lab_of(scenario("vni: 100\n", nodes=3))
+
+
+@pytest.fixture
+def system():
+    return lab_of(scenario("vni: 100\n", nodes=3), features=frozenset({"openvswitch"}))
+
+
+@pytest.fixture
+def bridge():
+    return lab_of(scenario("switch: linux-bridge\nvni: 100\n", nodes=3))
+
+
+def node1(lab):
+    return lab.cluster("c1").node("node-1").netns
+
+
+# -- the OVS switch, userspace datapath --------------------------------------------------------
+def test_netdev_node_ip_moves_to_br_phy(netdev):
+    ns = node1(netdev)
+    addrs = {(op.ifname, op.address) for op in _ops(netdev, ns, AddAddress)}
+    assert ("br-phy", IPv4Interface("192.168.0.10/24")) in addrs
+    assert not any(ifname == "eth0" for ifname, _ in addrs)
+    assert ("gw0", IPv4Interface("172.16.0.1/24")) in addrs
+    default = [op for op in _ops(netdev, ns, AddRoute) if op.destination.prefixlen == 0]
+    assert [(op.dev, op.via) for op in default] == [("br-phy", IPv4Address("192.168.0.1"))]
+
+
+def test_netdev_turns_tx_checksum_off_on_pods_and_the_vpc_port(netdev):
+    offs = {(op.netns, op.ifname) for op in _ops(netdev, kind=SetOffload)}
+    c = netdev.cluster("c1")
+    assert {(p.netns, "eth0") for p in c.pods} | {(netdev.vpc.netns, n.eth0.port) for n in c.nodes} == offs
+    assert all(not op.tx_checksum for op in _ops(netdev, kind=SetOffload))
+
+
+def test_one_db_two_daemons_one_vsctl_one_bundle_per_node(netdev):
+    for node in netdev.cluster("c1").nodes:
+        ops = _ops(netdev, node.netns)
+        kinds = [type(op) for op in ops]
+        assert kinds.count(OvsCreateDb) == kinds.count(OvsVsctl) == kinds.count(OvsFlows) == 1
+        assert [op.name for op in ops if isinstance(op, StartProcess)] == [
+            f"ovsdb-server@c1.{node.name}", f"ovs-vswitchd@c1.{node.name}"]
+        # Order: database, server, switch, configuration, addresses on its ports, flows.
+        first = {k: kinds.index(k) for k in (OvsCreateDb, StartProcess, OvsVsctl, OvsFlows)}
+        assert first[OvsCreateDb] < first[StartProcess] < first[OvsVsctl] < first[OvsFlows]
+        gw_up = ops.index(SetLink(node.netns, "gw0"))
+        assert first[OvsVsctl] < gw_up
+
+
+def test_daemon_files_live_under_the_node_dir(netdev):
+    procs = {op.name: op for op in _ops(netdev, kind=StartProcess)}
+    db = procs["ovsdb-server@c1.node-1"]
+    sw = procs["ovs-vswitchd@c1.node-1"]
+    assert str(RUN).endswith("/tl/c1/node-1")  # /run/netlab/tl/c1/node-1 unless NETLAB_RUN_DIR
+    assert db.argv[:3] == ("ovsdb-server", f"{RUN}/conf.db", f"--remote=punix:{RUN}/db.sock")
+    assert db.ready_file == f"{RUN}/db.sock"
+    assert sw.argv[:4] == ("env", f"OVS_RUNDIR={RUN}", "ovs-vswitchd", f"unix:{RUN}/db.sock")
+    assert sw.ready_file == f"{RUN}/ovs-vswitchd.ctl"
+    for op in (db, sw):
+        paths = [a.split("=", 1)[-1] for a in op.argv if a.startswith("--") and "=" in a]
+        assert all(p.removeprefix("punix:").startswith(str(RUN)) for p in paths), paths
+
+
+def _vsctl(lab, node="node-1"):
+    (op,) = _ops(lab, lab.cluster("c1").node(node).netns, OvsVsctl)
+    return op
+
+
+def test_every_bridge_and_port_is_tagged_with_the_lab(netdev):
+    op = _vsctl(netdev)
+    created = [("Bridge" if c[0] == "add-br" else "Port", c[-1]) for c in op.commands if c[0] in ("add-br", "add-port")]
+    created += [("Port", br) for kind, br in list(created) if kind == "Bridge"]  # a bridge's own port
+    tagged = {(c[1], c[2]) for c in op.commands if c[0] == "set" and "external_ids:netlab-lab=tl" in c}
+    assert set(created) <= tagged
+    assert ("Bridge", "br-phy") in created and ("Port", "eth0") in created
+
+
+def test_vsctl_ports_and_options(netdev):
+    cmds = _vsctl(netdev).commands
+    sets = {c[2]: c[3:] for c in cmds if c[:2] == ("set", "Interface")}
+    assert sets["vxlan0"] == ("type=vxlan", "options:remote_ip=flow", "options:key=100", "options:dst_port=4789",
+                              "ofport_request=2")
+    assert sets["gw0"] == ("type=internal", 'mac="0a:58:ac:10:00:01"', "mtu_request=1450", "ofport_request=1")
+    assert sets["veth-a-1"] == ("ofport_request=10",) and sets["veth-a-2"] == ("ofport_request=11",)
+    bridges = {c[2]: c[3:] for c in cmds if c[:2] == ("set", "Bridge")}
+    assert "datapath_type=netdev" in bridges["br-int"] and "fail_mode=secure" in bridges["br-int"]
+    assert 'other_config:hwaddr="0a:58:c0:a8:00:0a"' in bridges["br-phy"]
+    assert cmds[0] == ("init",)
+
+
+def test_vsctl_prints_as_one_call():
+    op = OvsVsctl("ns", "/run/netlab/x/db.sock", (("init",), ("add-br", "br-int"),
+                                                  ("set", "Interface", "gw0", 'mac="0a:58:00:00:00:01"')))
+    assert str(op) == ("ovs-vsctl --db=unix:/run/netlab/x/db.sock --timeout=30 -- init -- add-br br-int "
+                       "-- set Interface gw0 'mac=\"0a:58:00:00:00:01\"'")
+    assert op.argv()[-1] == 'mac="0a:58:00:00:00:01"'  # argv: no shell quoting
+
+
+def test_br_int_flows_golden(netdev):
+    (op,) = _ops(netdev, node1(netdev), OvsFlows)
+    assert op.bridge == "br-int" and op.target == f"{RUN}/br-int.mgmt"
+    flows = op.flows
+    assert flows[:3] == ("table=0,priority=100,in_port=1,arp,actions=resubmit(,10)",
+                         "table=0,priority=100,in_port=1,ip,actions=resubmit(,20)",
+                         "table=0,priority=100,in_port=2,ip,actions=resubmit(,20)")
+    assert "table=0,priority=100,in_port=10,ip,nw_src=172.16.0.2,actions=resubmit(,20)" in flows
+    assert "table=0,priority=100,in_port=11,arp,arp_spa=172.16.0.3,actions=resubmit(,10)" in flows
+    assert ("table=20,priority=200,ip,nw_dst=172.16.0.2,actions=set_field:0a:58:ac:10:00:01->eth_src,"
+            "set_field:0a:58:ac:10:00:02->eth_dst,output:10") in flows
+    assert ("table=20,priority=100,ip,nw_dst=172.16.1.0/24,actions=set_field:192.168.0.11->tun_dst,output:2"
+            in flows)
+    assert ("table=20,priority=100,ip,nw_dst=172.16.2.0/24,actions=set_field:192.168.0.12->tun_dst,output:2"
+            in flows)
+    assert flows[-1] == "table=20,priority=50,ip,actions=set_field:0a:58:ac:10:00:01->eth_dst,output:1"
+    arp = [f for f in flows if f.startswith("table=10,priority=100")]
+    # the local gateway, two local pods, two remote gateways
+    assert [f.split("arp_tpa=")[1].split(",")[0] for f in arp] == [
+        "172.16.0.1", "172.16.0.2", "172.16.0.3", "172.16.1.1", "172.16.2.1"]
+    assert all(f.endswith(",IN_PORT") for f in arp)
+    assert len(flows) == 3 + 2 * 2 + 1 + 5 + 1 + 2 + 2 + 2
+    assert str(op) == f"ovs-ofctl --bundle replace-flows unix:{RUN}/br-int.mgmt - <<EOF  # br-int: {len(flows)} flows"
+
+
+def test_routes_to_remote_pod_cidrs_via_their_gateways_onlink(netdev):
+    routes = [op for op in _ops(netdev, node1(netdev), AddRoute) if op.dev == "gw0"]
+    assert [(str(r.destination), str(r.via), r.onlink) for r in routes] == [
+        ("172.16.1.0/24", "172.16.1.1", True), ("172.16.2.0/24", "172.16.2.1", True)]
+    assert str(routes[0]).endswith("route add 172.16.1.0/24 via 172.16.1.1 dev gw0 onlink")
+
+
+def test_static_tunnel_neighbours_for_the_userspace_datapath(netdev):
+    ops = _ops(netdev, node1(netdev), OvsAppctl)
+    assert [op.args for op in ops] == [("tnl/neigh/set", "br-phy", "192.168.0.11", "0a:58:c0:a8:00:0b"),
+                                       ("tnl/neigh/set", "br-phy", "192.168.0.12", "0a:58:c0:a8:00:0c")]
+    assert str(ops[0]) == f"ovs-appctl -t {RUN}/ovs-vswitchd.ctl tnl/neigh/set br-phy 192.168.0.11 0a:58:c0:a8:00:0b"
+
+
+def test_pods_get_deterministic_macs_and_the_pod_mtu(netdev):
+    c = netdev.cluster("c1")
+    pod = c.pods[0]
+    assert SetLink(pod.netns, "eth0", address="0a:58:ac:10:00:02") in _ops(netdev, pod.netns)
+    veths = [op for op in plan_mod.build(netdev).ops if getattr(op, "peer_netns", None) == pod.netns]
+    assert [op.mtu for op in veths] == [1450]
+
+
+def test_snat_rule(netdev):
+    (op,) = _ops(netdev, node1(netdev), IptablesRestore)
+    assert ("-A NETLAB-TUNNEL-SNAT -s 172.16.0.0/16 ! -d 172.16.0.0/16 -m comment --comment "
+            '"netlab tl: the VPC has no route to 172.16.0.0/16" -j MASQUERADE') in op.rules
+    assert op.noflush and op.rules.startswith("*nat\n") and op.rules.endswith("COMMIT\n")
+
+
+# -- the OVS switch, kernel datapath -----------------------------------------------------------
+def test_system_datapath_keeps_the_node_ip_on_eth0(system):
+    ns = node1(system)
+    assert AddAddress(ns, "eth0", IPv4Interface("192.168.0.10/24")) in _ops(system, ns)
+    cmds = _vsctl(system).commands
+    assert not any("br-phy" in c for c in cmds)
+    assert ("set", "Bridge", "br-int", "datapath_type=system", "fail_mode=secure",
+            "external_ids:netlab-lab=tl") in cmds
+    assert not _ops(system, kind=SetOffload) and not _ops(system, kind=OvsAppctl)
+
+
+# -- linux-bridge ------------------------------------------------------------------------------
+def test_linux_bridge_is_flannel_like(bridge):
+    ns = node1(bridge)
+    (vx,) = _ops(bridge, ns, AddVxlan)
+    assert (vx.ifname, vx.vni, str(vx.local), vx.dev, vx.port, vx.mtu, vx.address, vx.learning) == (
+        "vxlan.100", 100, "192.168.0.10", "eth0", 4789, 1450, "0a:58:ac:10:00:00", False)
+    assert str(vx) == ("ip -n nl-tl-c1-node-1 link add vxlan.100 mtu 1450 address 0a:58:ac:10:00:00 type vxlan "
+                       "id 100 local 192.168.0.10 dev eth0 dstport 4789 nolearning")
+    fdb = _ops(bridge, ns, AddFdb)
+    assert [(op.mac, str(op.dst)) for op in fdb] == [("0a:58:ac:10:01:00", "192.168.0.11"),
+                                                     ("0a:58:ac:10:02:00", "192.168.0.12")]
+    assert str(fdb[0]) == ("bridge -n nl-tl-c1-node-1 fdb append 0a:58:ac:10:01:00 dev vxlan.100 "
+                           "dst 192.168.0.11 self permanent")
+    neigh = _ops(bridge, ns, AddNeigh)
+    assert [(str(op.ip), op.mac) for op in neigh] == [("172.16.1.0", "0a:58:ac:10:01:00"),
+                                                      ("172.16.2.0", "0a:58:ac:10:02:00")]
+    assert str(neigh[0]) == ("ip -n nl-tl-c1-node-1 neigh replace 172.16.1.0 lladdr 0a:58:ac:10:01:00 "
+                             "dev vxlan.100 nud permanent")
+    routes = [op for op in _ops(bridge, ns, AddRoute) if op.dev == "vxlan.100"]
+    assert [(op.destination, op.via, op.onlink) for op in routes] == [
+        (IPv4Network("172.16.1.0/24"), IPv4Address("172.16.1.0"), True),
+        (IPv4Network("172.16.2.0/24"), IPv4Address("172.16.2.0"), True)]
+    assert AddLink(ns, "cni0", "bridge", mtu=1450) in _ops(bridge, ns)
+    assert AddAddress(ns, "vxlan.100", IPv4Interface("172.16.0.0/32")) in _ops(bridge, ns)
+    pod = bridge.cluster("c1").pods[0]
+    assert SetLink(ns, pod.host_ifname, master="cni0") in _ops(bridge, ns)
+
+
+def test_linux_bridge_runs_no_ovs(bridge):
+    assert [op.name for op in _ops(bridge, kind=StartProcess)] == ["agent"]
+    assert not _ops(bridge, kind=OvsVsctl) and not _ops(bridge, kind=SetOffload)
+    assert len(_ops(bridge, kind=IptablesRestore)) == 3
+
+
+def test_builtin_scenarios_resolve_and_plan():
+    for name, switch in (("tunnel-basic", "ovs"), ("tunnel-linux-bridge", "linux-bridge")):
+        s, src = loader.load(loader.builtin_path(name))
+        lab = __import__("netlab.lab.resolve", fromlist=["resolve"]).resolve(s, src)
+        c = lab.clusters[0]
+        assert (c.model, c.tunnel.switch, c.tunnel.vni) == ("tunnel", switch, 100)
+        assert len(c.nodes) == 3 and all(c.pods_on(n.name) for n in c.nodes)
+        assert str(plan_mod.build(lab))
+
+
+def test_new_op_strings():
+    assert str(SetOffload("ns", "eth0")) == "ip netns exec ns ethtool -K eth0 tx off"
+    assert str(OvsCreateDb("ns", "/r/db")) == "ovsdb-tool create /r/db /usr/share/openvswitch/vswitch.ovsschema"
+    assert str(SetLink("ns", "eth0", address="0a:58:00:00:00:01")) == "ip -n ns link set eth0 address 0a:58:00:00:00:01 up"
+    assert str(SetLink("ns", "eth0")) == "ip -n ns link set eth0 up"  # unchanged without a MAC
