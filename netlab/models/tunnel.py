@@ -183,6 +183,13 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
         out.append(SetOffload(lab.vpc.netns, node.eth0.port, tx_checksum=False))
     for pod in pods:
         out += _pod_ops(cluster, node, pod, master=None, mac=mac_of(pod.ip), tx_checksum_off=netdev)
+    if netdev:
+        # A userspace-datapath port stays an ordinary interface of the node stack, which sees
+        # every frame OVS reads from it. If the stack answered ARP there (for the gateway
+        # address it holds on gw0, or the node IP on br-phy) with the port's own MAC, it
+        # would also route what then arrives: every packet twice (ping reports DUP!).
+        out += [Sysctl(node.netns, f"net.ipv4.conf.{ifname}.arp_ignore", "8")
+                for ifname in ["eth0"] + [p.host_ifname for p in pods]]
 
     key = f"{cluster.name}.{node.name}"
     out += [
