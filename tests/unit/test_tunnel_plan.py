@@ -10,7 +10,7 @@ import pytest
 from netlab import plan as plan_mod
 from netlab.models import tunnel
 from netlab.plan import (AddAddress, AddFdb, AddLink, AddNeigh, AddRoute, AddVxlan, IptablesRestore,
-                         OvsAppctl, OvsCreateDb, OvsFlows, OvsVsctl, SetLink, SetOffload, StartProcess)
+                         OvsAppctl, OvsCreateDb, OvsFlows, OvsVsctl, SetLink, SetOffload, StartProcess, Sysctl)
 from netlab.scenario import loader
 from tests.unit.tunnel_helpers import lab_of, scenario
 
@@ -57,6 +57,15 @@ def test_netdev_turns_tx_checksum_off_on_pods_and_the_vpc_port(netdev):
     c = netdev.cluster("c1")
     assert {(p.netns, "eth0") for p in c.pods} | {(netdev.vpc.netns, n.eth0.port) for n in c.nodes} == offs
     assert all(not op.tx_checksum for op in _ops(netdev, kind=SetOffload))
+
+
+def test_netdev_node_stack_ignores_arp_on_ovs_ports(netdev):
+    ns = node1(netdev)
+    keys = {op.key: op.value for op in _ops(netdev, ns, Sysctl)}
+    assert {k: v for k, v in keys.items() if "arp_ignore" in k} == {
+        "net.ipv4.conf.eth0.arp_ignore": "8", "net.ipv4.conf.veth-a-1.arp_ignore": "8",
+        "net.ipv4.conf.veth-a-2.arp_ignore": "8"}
+    assert not [op for op in _ops(netdev, ns, Sysctl) if "gw0" in op.key or "br-phy" in op.key]
 
 
 def test_one_db_two_daemons_one_vsctl_one_bundle_per_node(netdev):
@@ -185,6 +194,7 @@ def test_system_datapath_keeps_the_node_ip_on_eth0(system):
     assert ("set", "Bridge", "br-int", "datapath_type=system", "fail_mode=secure",
             "external_ids:netlab-lab=tl") in cmds
     assert not _ops(system, kind=SetOffload) and not _ops(system, kind=OvsAppctl)
+    assert not [op for op in _ops(system, kind=Sysctl) if "arp_ignore" in op.key]
 
 
 # -- linux-bridge ------------------------------------------------------------------------------
