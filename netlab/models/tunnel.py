@@ -40,7 +40,7 @@ reason a VPC host cannot reach a pod directly: the generated checks expect `bloc
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import PurePosixPath
 
 from netlab.cloud.vpc import DEFAULT, attach_ops
