@@ -2,7 +2,8 @@
 
 `lab.json` is written before anything is applied and names every namespace and process
 the lab will own, so `down` can undo a lab whose `up` crashed half-way. Processes leave
-pidfiles in `pids/`, logs in `logs/`; per-node daemons keep their files in `<node>/`.
+pidfiles in `pids/`, logs in `logs/`; per-node daemons keep their files in `<cluster>/<node>/`
+(node names are unique per cluster only).
 """
 
 from __future__ import annotations
