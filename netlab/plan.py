@@ -28,6 +28,12 @@ class AddNetns(Op):
 
 
 @dataclass(frozen=True)
+class DelNetns(Op):
+    def __str__(self) -> str:
+        return f"ip netns del {self.netns}"
+
+
+@dataclass(frozen=True)
 class Sysctl(Op):
     key: str
     value: str

@@ -59,3 +59,8 @@ def pod_info(lab: str, cluster: str, req: PodRequest, ip) -> PodInfo:
                    netns=naming.netns(lab, cluster, req.name), ip=ip,
                    host_ifname=naming.pod_host_ifname(cluster, req.name),
                    labels=req.labels, ports=req.ports, set=req.set)
+
+
+def next_block_address(cluster, node: NodeInfo, used: set) -> object | None:
+    """The first address of the node's pod block that no pod holds (for `netlab scale`)."""
+    return next((ip for ip in ipam.block_hosts(node.pod_cidr) if ip not in used), None)

@@ -14,10 +14,11 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab.cloud.vpc import DEFAULT, attach_ops
 from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, VpcRoute
-from netlab.models.common import Allocation, node_blocks, pods_from_blocks
-from netlab.plan import AddAddress, AddNetns, AddRoute, AddVeth, Op, SetLink, Sysctl
+from netlab.models.common import Allocation, next_block_address, node_blocks, pods_from_blocks
+from netlab.plan import AddAddress, AddNetns, AddRoute, AddVeth, DelNetns, Op, SetLink, Sysctl
 
 ENCAP = "none"  # what crosses the underlay between nodes
+pod_address = next_block_address  # where `netlab scale` finds a new pod's address
 
 
 def node_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
@@ -44,19 +45,29 @@ def ops(lab: Lab, cluster: ClusterInfo) -> list[Op]:
         out += [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1")]
         out += attach_ops(lab, node.netns, node.eth0)
     for pod in cluster.pods:
-        node = cluster.node(pod.node)
-        gw = node.pod_gateway
-        out += [
-            AddNetns(pod.netns),
-            AddVeth(node.netns, pod.host_ifname, pod.netns, "eth0", cluster.mtu),
-            SetLink(node.netns, pod.host_ifname),
-            AddAddress(node.netns, pod.host_ifname, IPv4Interface(f"{gw}/32")),
-            AddRoute(node.netns, IPv4Network(f"{pod.ip}/32"), dev=pod.host_ifname, scope_link=True,
-                     src=node.eth0.ip),
-            SetLink(pod.netns, "lo"),
-            SetLink(pod.netns, "eth0"),
-            AddAddress(pod.netns, "eth0", IPv4Interface(f"{pod.ip}/32")),
-            AddRoute(pod.netns, IPv4Network(f"{gw}/32"), dev="eth0", scope_link=True),
-            AddRoute(pod.netns, DEFAULT, via=gw, dev="eth0"),
-        ]
+        out += pod_ops(lab, cluster, pod)
     return out
+
+
+def pod_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
+    """One pod: its namespace and routed veth (also used by `netlab scale`)."""
+    node = cluster.node(pod.node)
+    gw = node.pod_gateway
+    return [
+        AddNetns(pod.netns),
+        AddVeth(node.netns, pod.host_ifname, pod.netns, "eth0", cluster.mtu),
+        SetLink(node.netns, pod.host_ifname),
+        AddAddress(node.netns, pod.host_ifname, IPv4Interface(f"{gw}/32")),
+        AddRoute(node.netns, IPv4Network(f"{pod.ip}/32"), dev=pod.host_ifname, scope_link=True,
+                 src=node.eth0.ip),
+        SetLink(pod.netns, "lo"),
+        SetLink(pod.netns, "eth0"),
+        AddAddress(pod.netns, "eth0", IPv4Interface(f"{pod.ip}/32")),
+        AddRoute(pod.netns, IPv4Network(f"{gw}/32"), dev="eth0", scope_link=True),
+        AddRoute(pod.netns, DEFAULT, via=gw, dev="eth0"),
+    ]
+
+
+def pod_remove_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
+    """Removing the pod's namespace takes its veth pair, node route and address with it."""
+    return [DelNetns(pod.netns)]
