@@ -13,7 +13,6 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from netlab import linux
 from netlab.apply import netfilter, processes
@@ -32,9 +31,12 @@ class Context:
     nl: Netlink
 
 
+IPV4_ONLY = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+
+
 def _sysctl(ctx: Context, op: Sysctl) -> None:
     with linux.entered(ctx.nl.fd(op.netns)):
-        Path("/proc/sys", *op.key.split(".")).write_text(op.value)
+        linux.write_sysctl(op.key, op.value)
 
 
 def _del_netns(ctx: Context, op: DelNetns) -> None:
@@ -43,7 +45,7 @@ def _del_netns(ctx: Context, op: DelNetns) -> None:
 
 
 HANDLERS: dict[type, Callable[[Context, Op], None]] = {
-    AddNetns: lambda ctx, op: linux.create_netns(op.netns),
+    AddNetns: lambda ctx, op: linux.create_netns(op.netns, IPV4_ONLY),
     DelNetns: _del_netns,
     Sysctl: _sysctl,
     AddLink: lambda ctx, op: ctx.nl.add_link(op),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from netlab.cloud.vpc import DEFAULT, attach_ops
+from netlab.cloud.vpc import DEFAULT, attach_ops, no_icmp_ratelimit
 from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, VpcRoute
 from netlab.models.common import Allocation, next_block_address, node_blocks, pods_from_blocks
 from netlab.plan import AddAddress, AddNetns, AddRoute, AddVeth, DelNetns, Op, SetLink, Sysctl
@@ -24,6 +24,12 @@ pod_address = next_block_address  # where `netlab scale` finds a new pod's addre
 def node_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
     """The source a pod sees when a node connects to it (local pods: the route's src)."""
     return node.eth0.ip
+
+
+def node_addresses(cluster: ClusterInfo, node: NodeInfo) -> tuple[IPv4Address, ...]:
+    """The node's own addresses a pod may see after SNAT: the node IP, or the pod gateway
+    address MASQUERADE picks when the packet leaves through a pod's veth."""
+    return (node.eth0.ip, node.pod_gateway)
 
 
 def egress_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
@@ -42,7 +48,8 @@ def allocate(spec, nodes: list[NodeInfo], path, ctx) -> Allocation:
 def ops(lab: Lab, cluster: ClusterInfo) -> list[Op]:
     out: list[Op] = []
     for node in cluster.nodes:
-        out += [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1")]
+        out += [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1"),
+                no_icmp_ratelimit(node.netns)]
         out += attach_ops(lab, node.netns, node.eth0)
     for pod in cluster.pods:
         out += pod_ops(lab, cluster, pod)
