@@ -121,3 +121,68 @@ def case_dirs(root: str | Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if (p / "env.json").exists())
+
+
+# --- IPVS expectations -----------------------------------------------------------------
+
+def _vs_problems(ruleset, expected: dict) -> list[str]:
+    problems = []
+    count = expected.get("virtualServerCount")
+    if count is not None and len(ruleset.virtual_servers) != count:
+        problems.append(f"expected {count} virtual servers, got {len(ruleset.virtual_servers)}")
+    by_key = {(vs.address, vs.protocol, vs.port): vs for vs in ruleset.virtual_servers}
+    for want in expected.get("virtualServers", []):
+        key = (want["address"], want["protocol"], want["port"])
+        vs = by_key.get(key)
+        if vs is None:
+            problems.append(f"missing virtual server {key}")
+            continue
+        if "scheduler" in want and vs.scheduler != want["scheduler"]:
+            problems.append(f"{key}: scheduler {vs.scheduler} != {want['scheduler']}")
+        got_rs = sorted((rs.address, rs.port, rs.weight) for rs in vs.real_servers)
+        want_rs = sorted((r["address"], r["port"], r.get("weight", 1))
+                         for r in want.get("realServers", []))
+        if got_rs != want_rs:
+            problems.append(f"{key}: real servers {got_rs} != {want_rs}")
+    return problems
+
+
+def _jump_rules_by_chain(ruleset) -> dict[str, list]:
+    from netlab.kubeproxy.iptdump import parse_dump
+    dump = parse_dump(ruleset.iptables_restore_input())
+    rules: dict[str, list] = {}
+    for table in dump.tables:
+        for chain in table.chains:
+            rules.setdefault(chain.name, []).extend(chain.rules)
+    return rules
+
+
+def _has_jump(rules, want: dict) -> bool:
+    """kube-proxy's ``hasJump`` (plus the source address when the case gives one)."""
+    for r in rules:
+        if r.jump is None or r.jump.value != want["jump"]:
+            continue
+        match_set = want.get("matchSet", "")
+        if match_set and (r.match_set is None or match_set not in r.match_set.value):
+            continue
+        src = want.get("sourceAddress")
+        if src and (r.source is None or r.source.value != src):
+            continue
+        return True
+    return False
+
+
+def ipvs_problems(ruleset, expected: dict) -> list[str]:
+    """Differences between an ``IPVSRuleset`` and an ``expected-ipvs.json``."""
+    problems = _vs_problems(ruleset, expected)
+    for name, entries in expected.get("ipsets", {}).items():
+        got = sorted(ruleset.ipset(name).entries)
+        if got != sorted(entries):
+            problems.append(f"ipset {name}: {got} != {sorted(entries)}")
+    by_chain = _jump_rules_by_chain(ruleset)
+    for chain, jumps in expected.get("iptablesJumps", {}).items():
+        for want in jumps:
+            if not _has_jump(by_chain.get(chain, []), want):
+                problems.append(f"no jump in {chain} to {want['jump']} "
+                                f"(match set {want.get('matchSet', '')!r})")
+    return problems
