@@ -316,3 +316,31 @@ def sort_iptables_rules(data: str) -> str:
 def normalize_for_compare(data: str) -> str:
     """``assertIPTablesRulesEqual``'s view of a result: left-trimmed, then sorted."""
     return sort_iptables_rules(data.lstrip(" \t\n"))
+
+
+# --- checkIPTablesRuleJumps ------------------------------------------------------------
+
+_BUILTIN_TARGETS = {"ACCEPT", "REJECT", "DROP", "MARK", "RETURN", "DNAT", "SNAT", "MASQUERADE"}
+_ALWAYS_CREATED = {"KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS",
+                   "KUBE-POSTROUTING", "KUBE-FORWARD", "KUBE-MARK-MASQ",
+                   "KUBE-PROXY-FIREWALL", "KUBE-FIREWALL"}
+
+
+def check_rule_jumps(data: str) -> list[str]:
+    """kube-proxy's ``checkIPTablesRuleJumps``: jumps only to created, non-empty chains,
+    rules only in created chains, no created chain left unused. Returns the problems."""
+    problems = []
+    for table in parse_dump(data).tables:
+        created = {c.name for c in table.chains if not c.deleted}
+        filled = {c.name for c in table.chains if c.rules}
+        jumped = {r.jump.value for c in table.chains for r in c.rules if r.jump} - _BUILTIN_TARGETS
+        missing = (jumped | filled) - created
+        if missing:
+            problems.append(f"chains in {table.name} used but not created: {sorted(missing)}")
+        empty = jumped - filled - {"KUBE-NODEPORTS"}
+        if empty:
+            problems.append(f"chains in {table.name} jumped to but empty: {sorted(empty)}")
+        extra = created - jumped - _ALWAYS_CREATED
+        if extra:
+            problems.append(f"chains in {table.name} created but not used: {sorted(extra)}")
+    return problems
