@@ -50,6 +50,12 @@ def concat(*args) -> str:
     return "".join(out)
 
 
+def _words(value) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
 @dataclass(frozen=True)
 class Op:
     verb: str      # add, flush, delete
@@ -116,6 +122,8 @@ class Transaction:
         self.ops.append(Op("delete", "set", name))
 
     def add_element(self, name: str, key, value=None, comment: str | None = None) -> None:
+        """``key`` and ``value`` are lists of words joined by `` . `` (a str is one word)."""
+        key, value = _words(key), _words(value)
         key_text = " . ".join(key)
         body = "{ " + key_text
         if comment is not None:
