@@ -14,7 +14,9 @@ import sys
 import click
 
 from netlab.errors import NetlabError, UserError
-from netlab.kubeproxy.config import KubeProxyConfig, family_of_node, load_config, node_env
+from netlab.kubeproxy.config import (
+    KubeProxyConfig, check_cluster_cidr, family_of_node, load_config, node_env,
+)
 from netlab.kubeproxy.manifests import load_manifests
 from netlab.kubeproxy.netutil import parse_ip
 from netlab.kubeproxy.render import MODES, ipvs_text, iptables_text, nftables_text, render, trace
@@ -67,18 +69,19 @@ def _common_options(func):
 
 def _setup(mode, config_path, node_ips, hostname, service_cidrs, cluster_cidr, pod_cidrs,
            nfacct, manifests):
-    config = load_config(config_path) if config_path else None
-    if config is not None and cluster_cidr is not None:
-        config.cluster_cidr = cluster_cidr
-    elif cluster_cidr is not None:
-        config = KubeProxyConfig(cluster_cidr=cluster_cidr)
-    mode = mode or (config.mode if config and config.mode else "iptables")
+    # Flags override the config file, as kube-proxy's own flags do.
+    config = load_config(config_path) if config_path else KubeProxyConfig()
+    if cluster_cidr is not None:
+        config.cluster_cidr = check_cluster_cidr(cluster_cidr)
+    if hostname:
+        config.hostname_override = hostname
+    mode = mode or config.mode or "iptables"
+    env = node_env(mode, config, hostname=socket.gethostname(),
+                   node_ips=node_ips, service_cidrs=service_cidrs, nfacct=nfacct,
+                   pod_cidrs=pod_cidrs, ip_family_=family_of_node(node_ips))
     inputs = load_manifests(manifests)
     for note in inputs.ignored:
         click.echo(f"netlab kube-proxy: note: ignored {note}", err=True)
-    env = node_env(mode, config, hostname=hostname or socket.gethostname(),
-                   node_ips=node_ips, service_cidrs=service_cidrs, nfacct=nfacct,
-                   pod_cidrs=pod_cidrs, ip_family_=family_of_node(node_ips))
     return mode, env, render(mode, inputs.services, inputs.endpoint_slices, env)
 
 

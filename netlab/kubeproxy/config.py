@@ -152,6 +152,15 @@ def _cluster_cidr(f: Fields, obj) -> str:
     return value
 
 
+def check_cluster_cidr(value: str, flag: str = "--cluster-cidr") -> str:
+    """A ``clusterCIDR`` given on the command line: comma-separated CIDRs."""
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        if parse_cidr(part) is None:
+            raise UserError(f"{flag} {part!r} is not a valid CIDR (comma-separated list "
+                            "allowed, one per IP family)")
+    return value
+
+
 def _node_port_addresses(f: Fields, obj) -> list[str] | None:
     if obj.get("nodePortAddresses") is None:
         return None

@@ -140,7 +140,8 @@ class Fields:
         value = self.get(obj, key, path, str, default)
         allowed = tuple(allowed)
         if value not in allowed:
-            raise self.error(f"{value!r} is not valid; valid values: {', '.join(allowed)}",
+            shown = ", ".join(a if a else '"" (the default)' for a in allowed)
+            raise self.error(f"{value!r} is not valid; valid values: {shown}",
                              obj, key, path)
         return value
 
