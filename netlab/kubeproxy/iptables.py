@@ -16,9 +16,12 @@ itself before each full sync, one ``iptables`` call at a time:
 ``iptables -t T -I CHAIN ARGS``), for the list ``iptablesJumpChains`` followed by the
 kubelet-owned KUBE-FIREWALL jumps. Because every jump is *inserted* at the top, the
 final order in a built-in chain is the reverse of the list order. ``jump_rules()``
-returns them as ``JumpRule`` objects; ``jump_rules_restore_input()`` gives the same
-result as one ``iptables-restore --noflush`` input (apply it after the proxier's input,
-so the KUBE-* chains exist). kube-proxy's ``iptables.Monitor`` also creates an empty
+returns them as ``JumpRule`` objects (``new_chain_argv``/``check_argv``/``insert_argv``
+replay kube-proxy's calls); ``jump_rules_restore_input()`` gives the same result as one
+``iptables-restore --noflush`` input that declares the target chains and inserts the
+jumps. Apply it once, *before* the proxier's input, as kube-proxy orders things: the
+proxier's input then re-declares (empties) and fills the KUBE-* chains while the jumps
+in the built-in chains stay. kube-proxy's ``iptables.Monitor`` also creates an empty
 ``KUBE-PROXY-CANARY`` chain in the mangle, nat and filter tables (``canary_chains()``).
 """
 
@@ -87,6 +90,10 @@ class JumpRule:
     @property
     def target(self) -> str:
         return self.args[-1]
+
+    def new_chain_argv(self, binary: str = "iptables") -> list[str]:
+        """``EnsureChain``: ``iptables -N``; exit status 1 means it already exists."""
+        return [binary, "-t", self.table, "-N", self.target]
 
     def check_argv(self, binary: str = "iptables") -> list[str]:
         return [binary, "-t", self.table, "-C", self.chain, *self.args]
@@ -165,12 +172,19 @@ def jump_rules() -> list[JumpRule]:
 
 
 def jump_rules_restore_input(jumps: list[JumpRule]) -> str:
-    """``iptables-restore --noflush`` input with the same effect as kube-proxy's ``-I``s."""
+    """``iptables-restore --noflush`` input with the effect of kube-proxy's ``EnsureChain``
+    and ``-I`` calls on a fresh node: every target chain declared, then the jumps.
+
+    Declaring a chain with ``--noflush`` empties it, so load this once, before the
+    proxier's restore input (which fills the chains again)."""
     out: list[str] = []
     for table in ("filter", "nat"):
-        lines = [j.restore_line() for j in jumps if j.table == table]
-        if lines:
-            out += [f"*{table}", *lines, "COMMIT"]
+        mine = [j for j in jumps if j.table == table]
+        if not mine:
+            continue
+        targets = list(dict.fromkeys(j.target for j in mine))
+        out += [f"*{table}", *(make_chain_line(t) for t in targets),
+                *(j.restore_line() for j in mine), "COMMIT"]
     return "\n".join(out) + "\n"
 
 

@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass, field
 
 _DECLARE_TABLE = re.compile(r"^\*(.*)$")
-_DECLARE_CHAIN = re.compile(r"^:([^ ]*) - \[([0-9]*):([0-9]*)\]$")
+# kube-proxy's fake only writes "-"; iptables-save writes the policy of built-in chains.
+_DECLARE_CHAIN = re.compile(r"^:([^ ]*) (?:-|ACCEPT|DROP) \[([0-9]*):([0-9]*)\]$")
 _ADD_RULE = re.compile(r"^-A ([^ ]*) (.*)$")
 _DELETE_CHAIN = re.compile(r"^-X (.*)$")
 _WORD = re.compile(r'(?:^|\s)("[^"]*"|[^"]\S*)')

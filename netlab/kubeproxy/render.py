@@ -45,8 +45,9 @@ def iptables_text(rs: IPTablesRuleset, sorted_: bool = False, jumps: bool = True
     body = sort_iptables_rules(rs.restore_input()) if sorted_ else rs.restore_input()
     if not jumps:
         return body
-    head = ["# kube-proxy inserts these jumps with `iptables -t TABLE -I CHAIN ...` before",
-            "# loading the restore input below (iptables-restore --noflush --counters):"]
+    head = ["# kube-proxy creates the target chains (iptables -N) and inserts these jumps",
+            "# with `iptables -t TABLE -I CHAIN ...` before loading the restore input below",
+            "# (iptables-restore --noflush --counters):"]
     head += [f"#   iptables -t {j.table} -I {j.chain} " + " ".join(_q(a) for a in j.args)
              for j in rs.jumps]
     if rs.nfacct_counters:

@@ -266,8 +266,11 @@ def test_jump_rules_in_kube_proxy_order():
     assert jumps[-1].args == ("-j", "KUBE-FIREWALL")
 
 
-def test_jump_rules_restore_input():
-    text_ = render([]).jump_rules_restore_input()
-    assert text_.startswith("*filter\n")
-    assert ('-I PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES'
-            in text_)
+def test_jump_rules_restore_input_declares_targets_then_inserts():
+    lines_ = render([], localhost_node_ports=False).jump_rules_restore_input().splitlines()
+    assert lines_[0] == "*filter"
+    assert ":KUBE-FIREWALL - [0:0]" in lines_  # not in the proxier's input without localhost NodePorts
+    nat = lines_[lines_.index("*nat"):]
+    assert nat[1:4] == [":KUBE-SERVICES - [0:0]", ":KUBE-POSTROUTING - [0:0]",
+                        '-I OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES']
+    assert jump_rules()[0].new_chain_argv() == ["iptables", "-t", "filter", "-N", "KUBE-EXTERNAL-SERVICES"]
