@@ -27,12 +27,33 @@ Modules
 - ``trace``: tracePacket for iptables and nftables.
 - ``render``: one entry point per task; ``fixture``: conformance case directories.
 
-Public API
-----------
-``render_iptables(services, slices, env) -> IPTablesRuleset``,
-``render_nftables(...) -> NFTablesRuleset``, ``render_ipvs(...) -> IPVSRuleset``,
-``render(mode, ...)``, ``trace(ruleset, src, dst, dport, proto, local_ips)``,
-``load_manifests(paths) -> Inputs``, ``load_config(path)``, ``node_env(mode, config, ...)``.
+Public API (what the lab calls)
+------------------------------
+Inputs: ``load_manifests(paths) -> Inputs`` (``.services``, ``.endpoint_slices``),
+``load_config(path) -> KubeProxyConfig``, ``node_env(mode, config, hostname=,
+node_ips=, service_cidrs=, nfacct=, pod_cidrs=, ip_family_=) -> NodeEnv``.
+
+iptables: ``render_iptables(services, slices, env) -> IPTablesRuleset``. Apply in
+kube-proxy's order: ``nfacct add`` each of ``.nfacct_counters``; load
+``.jump_rules_restore_input()`` once (declares the KUBE-* targets and ``-I``s the jumps
+into INPUT/FORWARD/OUTPUT/PREROUTING/POSTROUTING; ``.jumps`` has the same as
+``JumpRule``s with ``new_chain_argv``/``check_argv``/``insert_argv``); then
+``.restore_input()`` with ``iptables-restore --noflush --counters`` (``ip6tables-restore``
+for an IPv6 env); set ``.sysctls``.
+
+nftables: ``render_nftables(...) -> NFTablesRuleset``; ``.transaction()`` is the
+``nft -f`` input (``replace=True`` deletes an old table first), ``.dump()`` the result
+in knftables' Fake.Dump form, ``.delete_table_transaction()`` removes it.
+
+ipvs: ``render_ipvs(...) -> IPVSRuleset``: ``.virtual_servers`` (``VirtualServer`` with
+``.real_servers``; also ``.ipvsadm_restore_input()``), ``.dummy_device`` and
+``.dummy_addresses()`` (kube-ipvs0, a dummy link), ``.ipset_restore_input()``
+(``ipset restore -exist``), ``.jump_rules_restore_input()`` then
+``.iptables_restore_input()``, ``.sysctls`` and ``.kernel_modules``.
+
+Either mode: ``render(mode, ...)``; ``trace(ruleset, src, dst, dport, proto,
+local_ips) -> TraceResult`` (iptables and nftables); ``sort_iptables_rules`` and
+``sort_nftables_transaction`` for comparisons.
 """
 
 from netlab.kubeproxy.config import KubeProxyConfig, load_config, node_env
