@@ -230,6 +230,27 @@ def show(lab: str, node: str) -> None:
 
 @cli.command()
 @click.argument("lab")
+@click.argument("pod_set", metavar="CLUSTER/POD-SET")
+@click.option("--replicas", type=int, required=True, help="the number of pods the set should have")
+def scale(lab: str, pod_set: str, replicas: int) -> None:
+    """Scale a pod set of a running lab; Services are re-synced, nothing else is rebuilt."""
+    from netlab.apply import executor
+    from netlab.lab.scale import scale as scale_lab
+
+    _require_root("scale")
+    old = _read_lab(lab)
+    start = time.monotonic()
+    change = scale_lab(old, pod_set, replicas)
+    executor.change(old, change.lab, change.ops)
+    added = ", ".join(f"{p.name} ({p.node}, {p.ip})" for p in change.added)
+    removed = ", ".join(p.name for p in change.removed)
+    console.print(f"{pod_set}: {replicas} replicas" + (f"; added {added}" if added else "")
+                  + (f"; removed {removed}" if removed else "")
+                  + f"; {len(change.ops)} operations in {time.monotonic() - start:.2f} s", highlight=False)
+
+
+@cli.command()
+@click.argument("lab")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON report")
 @click.option("--junit", type=click.Path(dir_okay=False, writable=True), help="also write JUnit XML here")
 @click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each answer")

@@ -75,8 +75,9 @@ def _share_run_dir() -> None:
 _run_dir_ready = False
 
 
-def create_netns(name: str) -> None:
-    """Create a named network namespace (like `ip netns add`) without leaving this thread in it."""
+def create_netns(name: str, sysctls: dict[str, str] | None = None) -> None:
+    """Create a named network namespace (like `ip netns add`) without leaving this thread in
+    it; `sysctls` are written inside it while the thread is there."""
     global _run_dir_ready
     if not _run_dir_ready:
         _share_run_dir()
@@ -89,6 +90,8 @@ def create_netns(name: str) -> None:
         try:
             _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
                    "mount", name)
+            for key, value in (sysctls or {}).items():
+                write_sysctl(key, value)
         finally:
             setns(home)
     except OSError:
@@ -96,6 +99,12 @@ def create_netns(name: str) -> None:
         raise
     finally:
         os.close(home)
+
+
+def write_sysctl(key: str, value: str) -> None:
+    """Write a sysctl of the namespace this thread is in (/proc/sys/net follows the thread)."""
+    with open(os.path.join("/proc/sys", *key.split(".")), "w") as f:
+        f.write(value)
 
 
 def remove_netns(name: str) -> bool:

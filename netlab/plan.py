@@ -23,8 +23,17 @@ class Op:
 
 @dataclass(frozen=True)
 class AddNetns(Op):
+    """A network namespace, IPv4 only: IPv6 is disabled before any interface exists, so
+    captures show the lab's traffic, not link-local chatter."""
+
     def __str__(self) -> str:
-        return f"ip netns add {self.netns}"
+        return f"ip netns add {self.netns}  # net.ipv6.conf.{{all,default}}.disable_ipv6=1"
+
+
+@dataclass(frozen=True)
+class DelNetns(Op):
+    def __str__(self) -> str:
+        return f"ip netns del {self.netns}"
 
 
 @dataclass(frozen=True)

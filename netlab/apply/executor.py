@@ -13,7 +13,6 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from netlab import linux
 from netlab.apply import netfilter, processes
@@ -22,8 +21,8 @@ from netlab.apply.state import StateDir, list_labs
 from netlab.errors import ApplyError, LabStateError
 from netlab.lab import naming
 from netlab.lab.model import Lab
-from netlab.plan import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, IptablesRestore, NftApply,
-                         Op, Plan, SetLink, StartProcess, Sysctl)
+from netlab.plan import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelNetns, IptablesRestore,
+                         NftApply, Op, Plan, SetLink, StartProcess, Sysctl)
 
 
 @dataclass
@@ -32,13 +31,22 @@ class Context:
     nl: Netlink
 
 
+IPV4_ONLY = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+
+
 def _sysctl(ctx: Context, op: Sysctl) -> None:
     with linux.entered(ctx.nl.fd(op.netns)):
-        Path("/proc/sys", *op.key.split(".")).write_text(op.value)
+        linux.write_sysctl(op.key, op.value)
+
+
+def _del_netns(ctx: Context, op: DelNetns) -> None:
+    ctx.nl.forget(op.netns)
+    linux.remove_netns(op.netns)
 
 
 HANDLERS: dict[type, Callable[[Context, Op], None]] = {
-    AddNetns: lambda ctx, op: linux.create_netns(op.netns),
+    AddNetns: lambda ctx, op: linux.create_netns(op.netns, IPV4_ONLY),
+    DelNetns: _del_netns,
     Sysctl: _sysctl,
     AddLink: lambda ctx, op: ctx.nl.add_link(op),
     AddVeth: lambda ctx, op: ctx.nl.add_veth(op),
@@ -99,6 +107,36 @@ def up(lab: Lab, plan: Plan, *, on_op: Callable[[Op], None] | None = None) -> Ti
             raise ApplyError(f"{op}: {describe(e)} (nothing was left behind)") from e
         timing.phases["apply"] = time.monotonic() - start
         return timing
+    finally:
+        state.unlock(lock)
+
+
+def change(old: Lab, new: Lab, ops: list[Op]) -> None:
+    """Apply a change to a running lab (e.g. `netlab scale`) without rebuilding it.
+
+    While the change runs, the state names the namespaces of both versions, so `down`
+    removes everything even if the change is interrupted.
+    """
+    _raise_fd_limit()
+    state = StateDir(old.name)
+    lock = state.lock()
+    try:
+        if state.read_record().get("phase") != "up":
+            raise LabStateError(f"lab '{old.name}' is not up (phase {state.read_record().get('phase')})")
+        both = list(dict.fromkeys(old.netns_names() + new.netns_names()))
+        state.write(new, phase="changing", netns=both)
+        op: Op | None = None
+        try:
+            with Netlink() as nl:
+                ctx = Context(state, nl)
+                for op in ops:
+                    HANDLERS[type(op)](ctx, op)
+        except Exception as e:
+            state.set_phase("degraded")
+            detail = str(e) if isinstance(e, ApplyError) else describe(e)
+            raise ApplyError(f"{op}: {detail} (the lab is degraded; `netlab down {old.name}` removes it)") from None
+        state.write(new, phase="up", netns=new.netns_names())
+        processes.reload(state, "agent")
     finally:
         state.unlock(lock)
 

@@ -133,9 +133,16 @@ def run_in(netns: str, argv: Sequence[str]) -> int:
         raise UserError("`ip` (iproute2) is not installed") from None
 
 
-def signal_process(pidfile: Path, signum: int) -> bool:
-    pid = pid_of(pidfile)
+def reload(state: StateDir, name: str, *, ready_file: str = "agent.ready", timeout: float = 10.0) -> None:
+    """SIGHUP a process that rewrites its ready file once it has re-read the lab."""
+    ready = state.path / ready_file
+    before = ready.read_text() if ready.exists() else ""
+    pid = pid_of(state.pidfile(name))
     if pid is None:
-        return False
-    os.kill(pid, signum)
-    return True
+        raise ApplyError(f"{name} is not running (see {state.logfile(name)})")
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while (ready.read_text() if ready.exists() else "") == before:
+        if time.monotonic() > deadline or pid_of(state.pidfile(name)) is None:
+            raise ApplyError(f"{name} did not reload: {tail(state.logfile(name))}")
+        time.sleep(0.01)

@@ -13,12 +13,18 @@ DEFAULT = IPv4Network("0.0.0.0/0")
 
 def router_ops(lab: Lab) -> list[Op]:
     ns = lab.vpc.netns
-    ops: list[Op] = [AddNetns(ns), Sysctl(ns, "net.ipv4.ip_forward", "1"), SetLink(ns, "lo")]
+    ops: list[Op] = [AddNetns(ns), Sysctl(ns, "net.ipv4.ip_forward", "1"), no_icmp_ratelimit(ns), SetLink(ns, "lo")]
     for sn in lab.vpc.subnets:
         ops += [AddLink(ns, sn.bridge, "bridge", mtu=lab.underlay_mtu),
                 AddAddress(ns, sn.bridge, sn.gateway),
                 SetLink(ns, sn.bridge)]
     return ops
+
+
+def no_icmp_ratelimit(netns: str) -> Sysctl:
+    """Routers and nodes answer every probe with its ICMP error (no 1/s per-peer limit), so
+    a blocked check sees the same REJECT or unreachable every time."""
+    return Sysctl(netns, "net.ipv4.icmp_ratelimit", "0")
 
 
 def attach_ops(lab: Lab, netns: str, eth0: Attachment, *, address_on: str | None = "eth0") -> list[Op]:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from netlab.scenario.schema import Check, Port
+from netlab.scenario.schema import Check, Port, Service
 
 Kind = Literal["vpc", "host", "node", "pod"]
 
@@ -75,6 +75,7 @@ class NodeInfo(Resolved):
 
 class PodInfo(Resolved):
     name: str
+    namespace: str = "default"
     cluster: str
     node: str
     netns: str
@@ -82,6 +83,30 @@ class PodInfo(Resolved):
     host_ifname: str  # the node-side end of the pod's interface
     labels: dict[str, str]
     ports: list[Port]
+    set: str | None = None  # the pod set it belongs to, if any
+
+
+class PodSetInfo(Resolved):
+    """A pod set as declared (what `netlab scale` needs to add or remove replicas)."""
+
+    name: str
+    namespace: str
+    nodes: list[str]
+    replicas: int
+    labels: dict[str, str]
+    ports: list[Port]
+
+
+class ServiceInfo(Resolved):
+    """A Service with what the API server would have filled in: clusterIP, nodePorts,
+    healthCheckNodePort."""
+
+    spec: Service
+    cluster_ip: IPv4Address
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
 
 class TunnelInfo(Resolved):
@@ -103,6 +128,8 @@ class ClusterInfo(Resolved):
     mtu: int
     nodes: list[NodeInfo]
     pods: list[PodInfo]
+    pod_sets: list[PodSetInfo] = Field(default_factory=list)
+    services: list[ServiceInfo] = Field(default_factory=list)
     tunnel: TunnelInfo | None = None
 
     def node(self, name: str) -> NodeInfo:

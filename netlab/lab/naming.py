@@ -31,7 +31,7 @@ def ifname(prefix: str, name: str, *, unique_by: str | None = None) -> str:
     full = prefix + name
     if len(full) <= IFNAMSIZ:
         return full
-    h = short_hash(unique_by or full)
+    h = short_hash(unique_by or full, 6)
     return (prefix + name)[: IFNAMSIZ - len(h) - 1] + "-" + h
 
 

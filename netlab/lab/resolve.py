@@ -12,9 +12,10 @@ from ipaddress import IPv4Interface, IPv4Network
 
 from netlab import models
 from netlab.errors import ScenarioError
-from netlab.lab import ipam, naming, refs
-from netlab.lab.model import (Attachment, ClusterInfo, HostInfo, Lab, NodeInfo, SubnetInfo,
-                              VpcInfo, VpcRoute)
+from netlab.lab import ipam, naming, pods, refs
+from netlab.lab.model import (Attachment, ClusterInfo, HostInfo, Lab, NodeInfo, PodSetInfo, SubnetInfo,
+                              VpcInfo)
+from netlab.lab.services import resolve_services
 from netlab.scenario.loader import Path_, Source
 from netlab.scenario.schema import MODEL_FIELDS, Cluster, Scenario
 
@@ -56,10 +57,15 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] = froze
         _check_model_fields(spec, ci, ctx)
         alloc = models.get(spec.model).allocate(spec, nodes, ("clusters", ci), ctx)
         vpc.routes += alloc.routes
+        pod_sets = [PodSetInfo(name=p.name, namespace=p.namespace,
+                               nodes=p.node if isinstance(p.node, list) else [p.node],
+                               replicas=p.replicas, labels=p.labels, ports=p.ports)
+                    for p in spec.pods if p.replicas is not None]
         clusters.append(ClusterInfo(
             name=spec.name, model=spec.model, container_cidr=spec.container_cidr,
             service_cidr=spec.service_cidr, pod_cidr_size=spec.pod_cidr_size,
             proxy_mode=spec.proxy_mode, mtu=alloc.mtu, nodes=alloc.nodes, pods=alloc.pods,
+            pod_sets=pod_sets, services=resolve_services(spec, ("clusters", ci), ctx),
             tunnel=alloc.tunnel))
 
     _check_route_quota(scenario, vpc, ctx)
@@ -93,11 +99,16 @@ def _check_unique_names(s: Scenario, ctx: Context) -> None:
         claim(naming.netns(s.name, h.name), ("hosts", hi, "name"), f"host '{h.name}'")
     for ci, c in enumerate(s.clusters):
         _unique([x.name for x in c.nodes], ("clusters", ci, "nodes"), "node", ctx)
-        _unique([x.name for x in c.pods], ("clusters", ci, "pods"), "pod", ctx)
-        for kind, items in (("node", c.nodes), ("pod", c.pods)):
-            for i, x in enumerate(items):
-                claim(naming.netns(s.name, c.name, x.name), ("clusters", ci, kind + "s", i, "name"),
-                      f"{kind} '{c.name}/{x.name}'")
+        for i, x in enumerate(c.nodes):
+            claim(naming.netns(s.name, c.name, x.name), ("clusters", ci, "nodes", i, "name"),
+                  f"node '{c.name}/{x.name}'")
+        seen_pods: dict[str, pods.PodRequest] = {}
+        for req in pods.expand(c, ("clusters", ci), ctx):
+            if req.name in seen_pods:
+                first = ctx.source.line(seen_pods[req.name].path)
+                raise ctx.error(req.path + ("name",), f"duplicate pod name '{req.name}' (first on line {first})")
+            seen_pods[req.name] = req
+            claim(naming.netns(s.name, c.name, req.name), req.path + ("name",), f"pod '{c.name}/{req.name}'")
 
 
 def _unique(names: list[str], path: Path_, what: str, ctx: Context) -> None:
@@ -191,10 +202,11 @@ def _check_cidrs(s: Scenario, ctx: Context) -> None:
 def _check_pod_nodes(spec: Cluster, ci: int, ctx: Context) -> None:
     nodes = {n.name for n in spec.nodes}
     for pi, pod in enumerate(spec.pods):
-        if pod.node not in nodes:
-            raise ctx.error(("clusters", ci, "pods", pi, "node"),
-                            f"unknown node '{pod.node}'; nodes of cluster '{spec.name}': "
-                            + ", ".join(n.name for n in spec.nodes))
+        for name in pod.node if isinstance(pod.node, list) else [pod.node]:
+            if name not in nodes:
+                raise ctx.error(("clusters", ci, "pods", pi, "node"),
+                                f"unknown node '{name}'; nodes of cluster '{spec.name}': "
+                                + ", ".join(n.name for n in spec.nodes))
 
 
 def _check_model_fields(spec: Cluster, ci: int, ctx: Context) -> None:

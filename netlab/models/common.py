@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from netlab.lab import ipam, naming
 from netlab.lab.model import NodeInfo, PodInfo, TunnelInfo, VpcRoute
+from netlab.lab.pods import PodRequest, expand
 from netlab.scenario.loader import Path_
 from netlab.scenario.schema import Cluster
 
@@ -40,17 +41,27 @@ def node_blocks(spec: Cluster, nodes: list[NodeInfo], path: Path_, ctx) -> list[
 
 
 def pods_from_blocks(spec: Cluster, nodes: list[NodeInfo], path: Path_, ctx) -> list[PodInfo]:
+    """Every pod (pod sets expanded) gets the next free address of its node's block."""
     free = {n.name: ipam.block_hosts(n.pod_cidr) for n in nodes}
     pods = []
-    for i, pod in enumerate(spec.pods):
-        ip = next(free[pod.node], None)
+    for req in expand(spec, path, ctx):
+        ip = next(free[req.node], None)
         if ip is None:
-            node = next(n for n in nodes if n.name == pod.node)
-            raise ctx.error(path + ("pods", i, "node"),
-                            f"node '{pod.node}' has no pod address left in {node.pod_cidr}; "
+            node = next(n for n in nodes if n.name == req.node)
+            raise ctx.error(req.path + ("node",),
+                            f"node '{req.node}' has no pod address left in {node.pod_cidr}; "
                             "use a shorter pod_cidr_size or spread pods over more nodes")
-        pods.append(PodInfo(name=pod.name, cluster=spec.name, node=pod.node,
-                            netns=naming.netns(ctx.lab, spec.name, pod.name), ip=ip,
-                            host_ifname=naming.pod_host_ifname(spec.name, pod.name),
-                            labels=pod.labels, ports=pod.ports))
+        pods.append(pod_info(ctx.lab, spec.name, req, ip))
     return pods
+
+
+def pod_info(lab: str, cluster: str, req: PodRequest, ip) -> PodInfo:
+    return PodInfo(name=req.name, namespace=req.namespace, cluster=cluster, node=req.node,
+                   netns=naming.netns(lab, cluster, req.name), ip=ip,
+                   host_ifname=naming.pod_host_ifname(cluster, req.name),
+                   labels=req.labels, ports=req.ports, set=req.set)
+
+
+def next_block_address(cluster, node: NodeInfo, used: set) -> object | None:
+    """The first address of the node's pod block that no pod holds (for `netlab scale`)."""
+    return next((ip for ip in ipam.block_hosts(node.pod_cidr) if ip not in used), None)

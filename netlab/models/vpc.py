@@ -12,18 +12,25 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from netlab.cloud.vpc import DEFAULT, attach_ops
+from netlab.cloud.vpc import DEFAULT, attach_ops, no_icmp_ratelimit
 from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, VpcRoute
-from netlab.models.common import Allocation, node_blocks, pods_from_blocks
-from netlab.plan import AddAddress, AddNetns, AddRoute, AddVeth, Op, SetLink, Sysctl
+from netlab.models.common import Allocation, next_block_address, node_blocks, pods_from_blocks
+from netlab.plan import AddAddress, AddNetns, AddRoute, AddVeth, DelNetns, Op, SetLink, Sysctl
 
 ENCAP = "none"  # what crosses the underlay between nodes
 VPC_HOST_TO_POD = "reach"  # the VPC route table routes each node's pod CIDR
+pod_address = next_block_address  # where `netlab scale` finds a new pod's address
 
 
 def node_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
     """The source a pod sees when a node connects to it (local pods: the route's src)."""
     return node.eth0.ip
+
+
+def node_addresses(cluster: ClusterInfo, node: NodeInfo) -> tuple[IPv4Address, ...]:
+    """The node's own addresses a pod may see after SNAT: the node IP, or the pod gateway
+    address MASQUERADE picks when the packet leaves through a pod's veth."""
+    return (node.eth0.ip, node.pod_gateway)
 
 
 def egress_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
@@ -42,22 +49,33 @@ def allocate(spec, nodes: list[NodeInfo], path, ctx) -> Allocation:
 def ops(lab: Lab, cluster: ClusterInfo) -> list[Op]:
     out: list[Op] = []
     for node in cluster.nodes:
-        out += [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1")]
+        out += [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1"),
+                no_icmp_ratelimit(node.netns)]
         out += attach_ops(lab, node.netns, node.eth0)
     for pod in cluster.pods:
-        node = cluster.node(pod.node)
-        gw = node.pod_gateway
-        out += [
-            AddNetns(pod.netns),
-            AddVeth(node.netns, pod.host_ifname, pod.netns, "eth0", cluster.mtu),
-            SetLink(node.netns, pod.host_ifname),
-            AddAddress(node.netns, pod.host_ifname, IPv4Interface(f"{gw}/32")),
-            AddRoute(node.netns, IPv4Network(f"{pod.ip}/32"), dev=pod.host_ifname, scope_link=True,
-                     src=node.eth0.ip),
-            SetLink(pod.netns, "lo"),
-            SetLink(pod.netns, "eth0"),
-            AddAddress(pod.netns, "eth0", IPv4Interface(f"{pod.ip}/32")),
-            AddRoute(pod.netns, IPv4Network(f"{gw}/32"), dev="eth0", scope_link=True),
-            AddRoute(pod.netns, DEFAULT, via=gw, dev="eth0"),
-        ]
+        out += pod_ops(lab, cluster, pod)
     return out
+
+
+def pod_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
+    """One pod: its namespace and routed veth (also used by `netlab scale`)."""
+    node = cluster.node(pod.node)
+    gw = node.pod_gateway
+    return [
+        AddNetns(pod.netns),
+        AddVeth(node.netns, pod.host_ifname, pod.netns, "eth0", cluster.mtu),
+        SetLink(node.netns, pod.host_ifname),
+        AddAddress(node.netns, pod.host_ifname, IPv4Interface(f"{gw}/32")),
+        AddRoute(node.netns, IPv4Network(f"{pod.ip}/32"), dev=pod.host_ifname, scope_link=True,
+                 src=node.eth0.ip),
+        SetLink(pod.netns, "lo"),
+        SetLink(pod.netns, "eth0"),
+        AddAddress(pod.netns, "eth0", IPv4Interface(f"{pod.ip}/32")),
+        AddRoute(pod.netns, IPv4Network(f"{gw}/32"), dev="eth0", scope_link=True),
+        AddRoute(pod.netns, DEFAULT, via=gw, dev="eth0"),
+    ]
+
+
+def pod_remove_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
+    """Removing the pod's namespace takes its veth pair, node route and address with it."""
+    return [DelNetns(pod.netns)]

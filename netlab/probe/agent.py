@@ -63,9 +63,12 @@ class Agent:
         self.pending: dict[socket.socket, tuple[Listener, float, bytes]] = {}
         self.reload_requested = False
         self.stop_requested = False
+        self.generation = 0
 
     # -- listeners --------------------------------------------------------------
     def reconcile(self) -> None:
+        """Open what the lab now declares, close what it no longer does; then say so in
+        the ready file (its content changes with every generation)."""
         wanted = set(listeners(self.state.read()))
         for gone in [lst for lst in self.sockets if lst not in wanted]:
             sock = self.sockets.pop(gone)
@@ -75,6 +78,11 @@ class Agent:
             sock = self._open(lst)
             self.sockets[lst] = sock
             self.sel.register(sock, selectors.EVENT_READ, ("listen", lst))
+        self.generation += 1
+        ready = self.state.path / "agent.ready"
+        tmp = ready.with_suffix(".tmp")
+        tmp.write_text(f"{os.getpid()} {self.generation} {len(self.sockets)}\n")
+        os.replace(tmp, ready)
 
     def _open(self, lst: Listener) -> socket.socket:
         kind = socket.SOCK_STREAM if lst.proto == "tcp" else socket.SOCK_DGRAM
@@ -171,8 +179,6 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: setattr(agent, "stop_requested", True))
     signal.signal(signal.SIGHUP, lambda *_: setattr(agent, "reload_requested", True))
     agent.reconcile()
-    ready = agent.state.path / "agent.ready"
-    ready.write_text(f"{os.getpid()}\n")
     print(f"netlab agent for lab {argv[0]}: {len(agent.sockets)} listeners", flush=True)
     agent.serve()
     return 0

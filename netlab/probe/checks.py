@@ -30,7 +30,7 @@ class CheckSpec:
     dst: str
     dst_ip: IPv4Address
     port: int | None
-    proto: str  # tcp | udp | icmp
+    proto: str  # tcp | udp | icmp | syn (a crafted TCP SYN: tells a REJECT from a DROP)
     expect: str = "reach"  # reach | blocked
     expect_source: IPv4Address | None = None
     expect_backend: str | None = None
@@ -39,6 +39,12 @@ class CheckSpec:
     sniff: tuple[str, str] | None = None
     sniff_label: str | None = None
     expect_encap: str | None = None
+    # Services: several connections, any of several backends, masqueraded sources.
+    count: int = 1
+    allowed_backends: tuple[str, ...] = ()
+    spread: str | None = None  # "all": every allowed backend answers; "one": one answers all
+    allowed_sources: tuple[IPv4Address, ...] = ()
+    blocked_by: str | None = None  # "reject" (ICMP unreachable or RST) | "drop" (silence)
     size: int | None = None  # ICMP only: the IP packet's total length, sent with DF set
 
 
@@ -163,7 +169,9 @@ def _explicit_sniff(lab: Lab, src: refs.Target) -> dict:
 
 
 def matrix(lab: Lab) -> list[CheckSpec]:
+    from netlab.probe.service_checks import service_matrix
+
     out = []
     for cluster in lab.clusters:
-        out += cluster_matrix(lab, cluster)
+        out += cluster_matrix(lab, cluster) + service_matrix(lab, cluster)
     return out + explicit(lab)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import Counter
 import json
 import os
 import socket
@@ -42,6 +43,9 @@ class Result:
     detail: str = ""
     sport: int | None = None
     icmp_id: int | None = None
+    backends: list[str] = field(default_factory=list)  # one per answered connection
+    sources: list[str] = field(default_factory=list)
+    refusal: str | None = None  # "reject" or "drop" when not reached
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -173,19 +177,30 @@ class Runner:
 
     async def probe(self, spec: CheckSpec) -> Result:
         result = Result(spec)
-        try:
-            if spec.proto == "tcp":
-                await self._tcp(spec, result)
-            elif spec.proto == "udp":
-                await self._udp(spec, result)
-            else:
-                await self._icmp(spec, result)
-        except (asyncio.TimeoutError, TimeoutError):
-            result.detail = f"no answer within {self.timeout:g} s"
-        except ConnectionRefusedError:
-            result.detail = "refused (TCP RST or ICMP port unreachable)"
-        except OSError as e:
-            result.detail = f"{os.strerror(e.errno) if e.errno else e}"
+        for _ in range(spec.count):
+            try:
+                if spec.proto == "tcp":
+                    await self._tcp(spec, result)
+                elif spec.proto == "udp":
+                    await self._udp(spec, result)
+                elif spec.proto == "syn":
+                    await self._syn(spec, result)
+                else:
+                    await self._icmp(spec, result)
+            except (asyncio.TimeoutError, TimeoutError):
+                result.detail, result.refusal = f"no answer within {self.timeout:g} s", "drop"
+            except ConnectionRefusedError:
+                result.detail, result.refusal = "refused (TCP RST or ICMP port unreachable)", "reject"
+            except OSError as e:
+                result.detail = f"{os.strerror(e.errno) if e.errno else e}"
+                result.refusal = "reject"  # ICMP host/network unreachable
+            if not result.reached:
+                break
+        if spec.count > 1 and result.backends:
+            tally = Counter(result.backends)
+            result.detail = (f"{len(result.backends)} connections answered by "
+                             + ", ".join(f"{b} ×{n}" for b, n in sorted(tally.items()))
+                             + f"; sources seen: {', '.join(sorted(set(result.sources)))}")
         return result
 
     async def _tcp(self, spec: CheckSpec, result: Result) -> None:
@@ -207,6 +222,40 @@ class Runner:
             await loop.sock_sendall(sock, PROBE_LINE)
             data = await asyncio.wait_for(loop.sock_recv(sock, 65535), self.timeout)
         _answered(result, data)
+
+    async def _syn(self, spec: CheckSpec, result: Result) -> None:
+        """A crafted TCP SYN (scapy) on a raw socket; the answer tells how the path treats
+        it: SYN-ACK (reached), TCP RST or ICMP unreachable (rejected), nothing (dropped)."""
+        loop = asyncio.get_running_loop()
+        sport = 40000 + next(_icmp_ids) % 20000
+        result.sport = sport
+        syn = bytes(IP(src=str(spec.src_ip), dst=str(spec.dst_ip)) /
+                    TCP(sport=sport, dport=spec.port, flags="S", seq=0x6E65746C))
+        tcp = self.spaces.socket(spec.src_netns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+        icmp = self.spaces.socket(spec.src_netns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        with tcp, icmp:
+            tcp.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+            await loop.sock_sendto(tcp, syn, (str(spec.dst_ip), 0))
+            deadline = time.monotonic() + self.timeout
+            reading = {asyncio.ensure_future(loop.sock_recv(sock, 65535)): sock for sock in (tcp, icmp)}
+            try:
+                while (left := deadline - time.monotonic()) > 0:
+                    done, _ = await asyncio.wait(reading, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        sock = reading.pop(task)
+                        verdict = _syn_answer(IP(task.result()), sport, spec)
+                        if verdict:
+                            kind, result.detail = verdict
+                            if kind == "reached":
+                                result.reached = True
+                            else:
+                                result.refusal = kind
+                            return
+                        reading[asyncio.ensure_future(loop.sock_recv(sock, 65535))] = sock
+            finally:
+                for task in reading:
+                    task.cancel()
+            result.detail, result.refusal = f"SYN dropped: no answer within {self.timeout:g} s", "drop"
 
     async def _icmp(self, spec: CheckSpec, result: Result) -> None:
         loop = asyncio.get_running_loop()
@@ -247,6 +296,21 @@ async def _read_all(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> byt
         data += chunk
 
 
+def _syn_answer(reply, sport: int, spec: CheckSpec) -> tuple[str, str] | None:
+    if TCP in reply and reply[TCP].dport == sport:
+        flags = reply[TCP].flags
+        if flags.S and flags.A:
+            return "reached", f"SYN-ACK from {reply.src}:{reply[TCP].sport}"
+        if flags.R:
+            return "reject", f"rejected: TCP RST from {reply.src}"
+    if ICMP in reply and reply[ICMP].type == 3:
+        inner = bytes(reply[ICMP].payload)
+        if len(inner) >= 24 and int.from_bytes(inner[20:22], "big") == sport:
+            kind = {3: "port", 1: "host", 0: "network", 13: "administratively"}.get(reply[ICMP].code, "")
+            return "reject", f"rejected: ICMP {kind} unreachable (code {reply[ICMP].code}) from {reply.src}"
+    return None
+
+
 def _answered(result: Result, data: bytes) -> None:
     body = data.split(b"\r\n\r\n", 1)[-1] if data.startswith(b"HTTP/") else data
     try:
@@ -257,7 +321,30 @@ def _answered(result: Result, data: bytes) -> None:
     result.reached = True
     result.backend = answer.get("server")
     result.seen_source = answer.get("client", "").rpartition(":")[0] or None
+    result.backends.append(result.backend)
+    result.sources.append(result.seen_source)
     result.detail = f"answered by {result.backend}, which saw {answer.get('client')}"
+
+
+def _judge_answers(result: Result) -> None:
+    spec = result.spec
+    sources = set(result.sources)
+    if spec.expect_source and sources - {str(spec.expect_source)}:
+        result.problems.append(f"server saw {', '.join(sorted(sources))}, expected {spec.expect_source}")
+    if spec.allowed_sources and sources - {str(a) for a in spec.allowed_sources}:
+        result.problems.append(f"server saw {', '.join(sorted(sources))}, expected one of "
+                               + ", ".join(str(a) for a in spec.allowed_sources))
+    backends = set(result.backends)
+    if spec.expect_backend and backends - {spec.expect_backend}:
+        result.problems.append(f"answered by {', '.join(sorted(backends))}, expected {spec.expect_backend}")
+    if spec.allowed_backends and backends - set(spec.allowed_backends):
+        result.problems.append(f"answered by {', '.join(sorted(backends - set(spec.allowed_backends)))}, "
+                               f"not an endpoint of {spec.dst}")
+    if spec.spread == "all" and set(spec.allowed_backends) - backends:
+        result.problems.append(f"{', '.join(sorted(set(spec.allowed_backends) - backends))} never answered "
+                               f"in {len(result.backends)} connections")
+    if spec.spread == "one" and len(backends) > 1:
+        result.problems.append(f"session affinity broken: {len(backends)} backends answered")
 
 
 def _classify(result: Result, sniffer: Sniffer) -> None:
@@ -296,10 +383,13 @@ def _judge(result: Result) -> None:
         result.problems.insert(0, "not reached")
     if spec.expect == "blocked" and result.reached:
         result.problems.insert(0, "reached, but should be blocked")
+    if spec.expect == "blocked" and not result.reached and spec.blocked_by and result.refusal != spec.blocked_by:
+        result.problems.append(f"expected a {spec.blocked_by}, got a {result.refusal or 'different answer'}")
     if result.reached and spec.expect == "reach":
-        if spec.expect_source and result.seen_source and result.seen_source != str(spec.expect_source):
-            result.problems.append(f"server saw {result.seen_source}, expected {spec.expect_source}")
-        if spec.expect_backend and result.backend and result.backend != spec.expect_backend:
-            result.problems.append(f"answered by {result.backend}, expected {spec.expect_backend}")
+        _judge_answers(result)
+    if len(set(result.backends)) > 1:
+        result.backend = ", ".join(dict.fromkeys(result.backends))
+    if len(set(result.sources)) > 1:
+        result.seen_source = ", ".join(dict.fromkeys(result.sources))
     if result.problems:
         result.detail = "; ".join(result.problems) + (f" ({result.detail})" if result.detail else "")

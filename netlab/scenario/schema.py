@@ -69,10 +69,50 @@ class Node(Strict):
 
 
 class Pod(Strict):
+    """A pod, or with `replicas` a pod set (`<name>-0` … spread round-robin over `node`)."""
+
     name: Name
-    node: Name
+    namespace: Name = "default"
+    node: Name | list[Name] = Field(description="a node; for a pod set, one node or a list to spread over")
+    replicas: int | None = Field(default=None, ge=0, le=1000,
+                                 description="make this a pod set of N pods; `netlab scale` changes N")
     labels: dict[str, str] = Field(default_factory=dict)
     ports: list[Port] = Field(default_factory=list)
+
+
+class ServicePort(Strict):
+    name: Name | None = None
+    protocol: Literal["TCP", "UDP"] = "TCP"
+    port: int = Field(ge=1, le=65535)
+    targetPort: int | Name | None = Field(default=None, description="default: port")
+    nodePort: int | None = Field(default=None, ge=1, le=65535, description="default: allocated (NodePort, LoadBalancer)")
+
+
+class ClientIPConfig(Strict):
+    timeoutSeconds: int = Field(default=10800, ge=1, le=86400)
+
+
+class SessionAffinityConfig(Strict):
+    clientIP: ClientIPConfig = Field(default_factory=ClientIPConfig)
+
+
+class Service(Strict):
+    """A Kubernetes v1 Service: the fields kube-proxy acts on, same names and meaning."""
+
+    name: Name
+    namespace: Name = "default"
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    selector: dict[str, str] = Field(default_factory=dict)
+    ports: list[ServicePort] = Field(min_length=1)
+    clusterIP: IPv4Address | None = Field(default=None, description="default: allocated from service_cidr")
+    externalTrafficPolicy: Literal["Cluster", "Local"] = "Cluster"
+    internalTrafficPolicy: Literal["Cluster", "Local"] = "Cluster"
+    sessionAffinity: Literal["None", "ClientIP"] = "None"
+    sessionAffinityConfig: SessionAffinityConfig | None = None
+    externalIPs: list[IPv4Address] = Field(default_factory=list)
+    loadBalancerIP: IPv4Address | None = None
+    loadBalancerSourceRanges: list[IPv4Network] = Field(default_factory=list)
+    healthCheckNodePort: int | None = Field(default=None, ge=1, le=65535)
 
 
 class Cluster(Strict):
@@ -84,6 +124,7 @@ class Cluster(Strict):
     proxy_mode: ProxyMode = "iptables"
     nodes: list[Node] = Field(min_length=1)
     pods: list[Pod] = Field(default_factory=list)
+    services: list[Service] = Field(default_factory=list)
     # model: tunnel only (see MODEL_FIELDS)
     switch: Switch = Field(default="ovs", description="tunnel model: the virtual switch on each node "
                                                       "(ovs: Open vSwitch; linux-bridge: kernel VXLAN as Flannel)")

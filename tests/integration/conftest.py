@@ -1,7 +1,62 @@
-"""Registers the kernel-tier marker used by tests here until the kernel-tier harness
-(tests/kernel/) registers it for the whole suite."""
+"""Fixtures for tests on real namespaces: root only, and every lab is taken down afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from netlab import linux
+from tests.helpers import netlab
+
+
+def pytest_collection_modifyitems(items):
+    if os.geteuid() != 0:
+        skip = pytest.mark.skip(reason="needs root: real network namespaces (run `sudo make test`)")
+        for item in items:
+            if "/integration/" in str(item.fspath):
+                item.add_marker(skip)
+
+
+def host_state() -> dict[str, str]:
+    """The host's root network namespace, as a network engineer would look at it."""
+    def run(*argv):
+        done = subprocess.run(argv, capture_output=True, text=True)
+        return done.stdout + done.stderr
+
+    iptables = "".join(line for line in run("iptables-save").splitlines(keepends=True)
+                       if not line.startswith("#"))
+    return {
+        "links": run("ip", "-o", "link", "show"),
+        "addresses": run("ip", "-o", "address", "show"),
+        "routes": run("ip", "route", "show", "table", "all"),
+        "rules": run("ip", "rule", "show"),
+        "nft": run("nft", "list", "ruleset"),
+        "iptables": iptables,
+    }
+
+
+@pytest.fixture
+def lab():
+    """Bring labs up with `lab(FILE, NAME)`; whatever happens, they are down afterwards."""
+    names: list[str] = []
+
+    def up(file: str, name: str, *extra: str):
+        names.append(name)
+        done = netlab("up", file, "--name", name, *extra)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    yield up
+    for name in names:
+        if os.path.isdir(f"/run/netlab/{name}"):
+            netlab("down", name)
+        leftovers = [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]
+        assert not leftovers, f"namespaces left behind: {leftovers}"
 
 
 def pytest_configure(config):
+    # Until the kernel-tier harness (tests/kernel/) registers it for the whole suite.
     config.addinivalue_line("markers", "kernel(feature): needs a kernel feature the host tier may lack "
                                        "(runs in the kernel-tier VM)")

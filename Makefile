@@ -1,0 +1,52 @@
+# netlab: `sudo make demo` and `sudo make test` work on a fresh Debian/Ubuntu machine.
+# Every target is idempotent: setup installs only what is missing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# Debian packages the lab drives (datapaths, rule loaders, probes) and the kernel tier uses.
+APT_PACKAGES := iproute2 iptables nftables ipset nfacct conntrack openvswitch-switch ipvsadm \
+                ethtool tcpdump iputils-ping iperf3 kmod procps util-linux \
+                python3 python3-venv python3-pip
+
+.PHONY: setup apt venv demo test test-unit test-integration bench clean help
+
+help:
+	@echo "sudo make demo   set up, then build the overview lab, check it and print the report"
+	@echo "sudo make test   set up, then run the test suite"
+	@echo "make bench       time up/check/down of the 200-pod lab"
+
+setup: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/netlab demo
+
+test: setup
+	$(PY) -m pytest tests
+
+test-unit: venv
+	$(PY) -m pytest tests/unit tests/plan
+
+bench: setup
+	$(PY) bench/lab_scale.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,42 @@
+"""Scenario → plan, compared with reviewed golden files.
+
+A change to what `up` would do shows up here as a readable diff of commands. To accept an
+intended change: NETLAB_UPDATE_GOLDEN=1 pytest tests/plan, then review the diff of golden/.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from netlab import plan
+from netlab.lab.resolve import resolve
+from netlab.scenario import loader
+
+GOLDEN = Path(__file__).parent / "golden"
+CASES = ["vpc-basic", "default"]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_plan_matches_golden(name):
+    scenario, source = loader.load(loader.builtin_path(name))
+    text = str(plan.build(resolve(scenario, source))) + "\n"
+    golden = GOLDEN / f"{name}.plan"
+    if os.environ.get("NETLAB_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert golden.exists(), f"no golden file; run NETLAB_UPDATE_GOLDEN=1 pytest {__file__}"
+    assert text == golden.read_text()
+
+
+def test_plan_orders_namespaces_before_their_use():
+    scenario, source = loader.load(loader.builtin_path("vpc-basic"))
+    ops = plan.build(resolve(scenario, source)).ops
+    created: set[str] = set()
+    for op in ops:
+        if isinstance(op, plan.AddNetns):
+            created.add(op.netns)
+            continue
+        assert op.netns in created, f"{op} before its namespace"
+        if isinstance(op, plan.AddVeth):
+            assert op.peer_netns in created, f"{op} before the peer namespace"
+    assert isinstance(ops[-1], plan.StartProcess)
