@@ -356,7 +356,7 @@ def _classify(result: Result, sniffer: Sniffer) -> None:
                 hit = f["proto"] == "icmp" and f["icmp_id"] == result.icmp_id
             else:
                 hit = f["proto"] == spec.proto and f["sport"] == result.sport
-            if hit and (f["src"] == str(spec.src_ip) or f["dst"] == str(spec.dst_ip)):
+            if hit and (f["src"] == str(spec.src_ip) or f["dst"] == str(spec.dst_ip) and _source_ok(spec, f)):
                 seen = f
                 break
         if seen:
@@ -375,6 +375,13 @@ def _classify(result: Result, sniffer: Sniffer) -> None:
         elif spec.expect_encap and spec.expect_encap != seen["encap"]:
             result.problems.append(f"expected {spec.expect_encap} on {where}, saw {seen['encap']}")
     result.detail = f"{result.detail}; {note}" if result.detail else note
+
+
+def _source_ok(spec: CheckSpec, flow: dict) -> bool:
+    # A probe may leave with another source than its own (SNAT, or the node stack picking
+    # its pod-side address): the one the check expects. Another connection to the same
+    # destination that happens to use the same source port is not this probe.
+    return spec.expect_source is None or flow["src"] == str(spec.expect_source)
 
 
 def _judge(result: Result) -> None:
