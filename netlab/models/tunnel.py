@@ -43,10 +43,10 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import PurePosixPath
 
-from netlab.cloud.vpc import DEFAULT, attach_ops
+from netlab.cloud.vpc import DEFAULT, attach_ops, no_icmp_ratelimit
 from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, TunnelInfo
-from netlab.models.common import Allocation, node_blocks, pods_from_blocks
-from netlab.plan import (AddAddress, AddFdb, AddLink, AddNeigh, AddNetns, AddRoute, AddVeth, AddVxlan,
+from netlab.models.common import Allocation, next_block_address, node_blocks, pods_from_blocks
+from netlab.plan import (AddAddress, AddFdb, AddLink, AddNeigh, AddNetns, AddRoute, AddVeth, AddVxlan, DelNetns,
                          IptablesRestore, Op, OvsAppctl, OvsCreateDb, OvsFlows, OvsVsctl, SetLink,
                          SetOffload, StartProcess, Sysctl)
 
@@ -59,6 +59,7 @@ VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 # Names on an OVS node.
 BR_INT, BR_PHY, GW_PORT, TUN_PORT = "br-int", "br-phy", "gw0", "vxlan0"
 GW_OFPORT, TUN_OFPORT, FIRST_POD_OFPORT = 1, 2, 10
+OFPP_MAX = 0xFF00  # the highest OpenFlow port number
 # Names on a linux-bridge node.
 BRIDGE = "cni0"
 
@@ -98,6 +99,16 @@ def egress_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Add
     return node.eth0.ip
 
 
+def node_addresses(cluster: ClusterInfo, node: NodeInfo) -> tuple[IPv4Address, ...]:
+    """The node's own addresses a pod may see after SNAT (Services): the node IP, or the
+    address of the device towards the pod (gw0 / cni0, or the VXLAN device's)."""
+    extra = (vtep_ip(node),) if cluster.tunnel.switch == "linux-bridge" else ()
+    return (node.eth0.ip, node.pod_gateway) + extra
+
+
+pod_address = next_block_address  # where `netlab scale` finds a new pod's address
+
+
 # -- resolve -----------------------------------------------------------------------------------
 def allocate(spec, nodes: list[NodeInfo], path, ctx) -> Allocation:
     datapath = None
@@ -111,7 +122,10 @@ def allocate(spec, nodes: list[NodeInfo], path, ctx) -> Allocation:
         raise ctx.error(path + ("ovs_datapath",), "ovs_datapath applies to switch: ovs only; remove it")
     mtu = ctx.underlay_mtu - VXLAN_OVERHEAD
     nodes = node_blocks(spec, nodes, path, ctx)
-    return Allocation(nodes=nodes, pods=pods_from_blocks(spec, nodes, path, ctx), mtu=mtu,
+    pods = pods_from_blocks(spec, nodes, path, ctx)
+    if spec.switch == "ovs" and any(pod_ofport(n, p) > OFPP_MAX for n in nodes for p in pods if p.node == n.name):
+        raise ctx.error(path + ("pods",), f"a node's br-int holds at most {OFPP_MAX - FIRST_POD_OFPORT} pods")
+    return Allocation(nodes=nodes, pods=pods, mtu=mtu,
                       tunnel=TunnelInfo(switch=spec.switch, vni=spec.vni, port=VXLAN_PORT, datapath=datapath))
 
 
@@ -133,6 +147,38 @@ def ops(lab: Lab, cluster: ClusterInfo) -> list[Op]:
     return out
 
 
+def pod_ofport(node: NodeInfo, pod: PodInfo) -> int:
+    """A pod's OpenFlow port number on br-int, fixed by its address so that it never changes
+    while pods come and go (`netlab scale`)."""
+    return FIRST_POD_OFPORT + int(pod.ip) - int(node.pod_cidr.network_address)
+
+
+def pod_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
+    """One pod on a running node (what `netlab scale` adds): its namespace and veth, and on
+    OVS its br-int port and the node's flow table replaced to include it."""
+    node = cluster.node(pod.node)
+    if cluster.tunnel.switch == "linux-bridge":
+        return _pod_ops(cluster, node, pod, master=BRIDGE, mac=None, tx_checksum_off=False)
+    netdev = cluster.tunnel.datapath == "netdev"
+    d = node_dir(lab.name, cluster.name, node.name)
+    return (_pod_ops(cluster, node, pod, master=None, mac=mac_of(pod.ip), tx_checksum_off=netdev)
+            + ([_ignore_arp(node, pod.host_ifname)] if netdev else [])
+            + [OvsVsctl(node.netns, str(d / "db.sock"), tuple(_pod_port_cmds(lab, cluster, node, pod))),
+               _flows_op(lab, cluster, node)])
+
+
+def pod_remove_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
+    """Remove a pod (`cluster` no longer holds it): its flows and br-int port first, then its
+    namespace, which takes the veth pair with it."""
+    if cluster.tunnel.switch == "linux-bridge":
+        return [DelNetns(pod.netns)]
+    node = cluster.node(pod.node)
+    d = node_dir(lab.name, cluster.name, node.name)
+    return [_flows_op(lab, cluster, node),
+            OvsVsctl(node.netns, str(d / "db.sock"), (("del-port", BR_INT, pod.host_ifname),)),
+            DelNetns(pod.netns)]
+
+
 def _pod_ops(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, *, master: str | None,
              mac: str | None, tx_checksum_off: bool) -> list[Op]:
     gw = node.pod_gateway
@@ -151,6 +197,26 @@ def _pod_ops(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, *, master: str 
         # corrupt (seen with UDP between pods on one node; ping carries no offloaded checksum).
         out.append(SetOffload(pod.netns, "eth0", tx_checksum=False))
     return out
+
+
+def _ignore_arp(node: NodeInfo, ifname: str) -> Sysctl:
+    # A userspace-datapath port stays an ordinary interface of the node stack, which sees
+    # every frame OVS reads from it. If the stack answered ARP there (for the gateway
+    # address it holds on gw0, or the node IP on br-phy) with the port's own MAC, it would
+    # also route what then arrives: every packet twice (ping reports DUP!).
+    return Sysctl(node.netns, f"net.ipv4.conf.{ifname}.arp_ignore", "8")
+
+
+def _pod_port_cmds(lab: Lab, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> list[tuple[str, ...]]:
+    return [("add-port", BR_INT, pod.host_ifname),
+            ("set", "Interface", pod.host_ifname, f"ofport_request={pod_ofport(node, pod)}"),
+            ("set", "Port", pod.host_ifname, f"external_ids:netlab-lab={lab.name}",
+             f"external_ids:netlab-pod={cluster.name}/{pod.name}")]
+
+
+def _flows_op(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> OvsFlows:
+    d = node_dir(lab.name, cluster.name, node.name)
+    return OvsFlows(node.netns, BR_INT, str(d / f"{BR_INT}.mgmt"), tuple(br_int_flows(cluster, node)))
 
 
 def _snat(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> Op:
@@ -174,7 +240,8 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
     pods = cluster.pods_on(node.name)
     remotes = [n for n in cluster.nodes if n.name != node.name]
 
-    out: list[Op] = [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1")]
+    out: list[Op] = [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1"),
+                     no_icmp_ratelimit(node.netns)]
     # Userspace datapath: the node IP moves to br-phy, created by ovs-vswitchd below.
     out += attach_ops(lab, node.netns, node.eth0, address_on=None if netdev else "eth0")
     if netdev:
@@ -184,12 +251,7 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
     for pod in pods:
         out += _pod_ops(cluster, node, pod, master=None, mac=mac_of(pod.ip), tx_checksum_off=netdev)
     if netdev:
-        # A userspace-datapath port stays an ordinary interface of the node stack, which sees
-        # every frame OVS reads from it. If the stack answered ARP there (for the gateway
-        # address it holds on gw0, or the node IP on br-phy) with the port's own MAC, it
-        # would also route what then arrives: every packet twice (ping reports DUP!).
-        out += [Sysctl(node.netns, f"net.ipv4.conf.{ifname}.arp_ignore", "8")
-                for ifname in ["eth0"] + [p.host_ifname for p in pods]]
+        out += [_ignore_arp(node, ifname) for ifname in ["eth0"] + [p.host_ifname for p in pods]]
 
     key = f"{cluster.name}.{node.name}"
     out += [
@@ -224,10 +286,8 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
              ("set", "Interface", TUN_PORT, "type=vxlan", "options:remote_ip=flow", f"options:key={t.vni}",
               f"options:dst_port={t.port}", f"ofport_request={TUN_OFPORT}"),
              ("set", "Port", TUN_PORT, tag)]
-    for i, pod in enumerate(pods):
-        cmds += [("add-port", BR_INT, pod.host_ifname),
-                 ("set", "Interface", pod.host_ifname, f"ofport_request={FIRST_POD_OFPORT + i}"),
-                 ("set", "Port", pod.host_ifname, tag, f"external_ids:netlab-pod={cluster.name}/{pod.name}")]
+    for pod in pods:
+        cmds += _pod_port_cmds(lab, cluster, node, pod)
     out.append(OvsVsctl(node.netns, sock, tuple(cmds)))
 
     if netdev:
@@ -237,7 +297,7 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
     out += [SetLink(node.netns, GW_PORT),
             AddAddress(node.netns, GW_PORT, IPv4Interface(f"{node.pod_gateway}/{node.pod_cidr.prefixlen}"))]
     out += [AddRoute(node.netns, r.pod_cidr, via=r.pod_gateway, dev=GW_PORT, onlink=True) for r in remotes]
-    out.append(OvsFlows(node.netns, BR_INT, str(d / f"{BR_INT}.mgmt"), tuple(br_int_flows(cluster, node))))
+    out.append(_flows_op(lab, cluster, node))
     if netdev:
         # Static entries in OVS's tunnel neighbour cache (it does not use the kernel's): the
         # first packet to a node would otherwise be dropped while OVS resolves its MAC.
@@ -263,8 +323,8 @@ def br_int_flows(cluster: ClusterInfo, node: NodeInfo) -> list[str]:
     flows = [f"table=0,priority=100,in_port={GW_OFPORT},arp,actions=resubmit(,10)",
              f"table=0,priority=100,in_port={GW_OFPORT},ip,actions=resubmit(,20)",
              f"table=0,priority=100,in_port={TUN_OFPORT},ip,actions=resubmit(,20)"]
-    for i, pod in enumerate(pods):
-        port = FIRST_POD_OFPORT + i
+    for pod in pods:
+        port = pod_ofport(node, pod)
         flows += [f"table=0,priority=100,in_port={port},arp,arp_spa={pod.ip},actions=resubmit(,10)",
                   f"table=0,priority=100,in_port={port},ip,nw_src={pod.ip},actions=resubmit(,20)"]
     flows.append("table=0,priority=0,actions=drop")
@@ -274,9 +334,9 @@ def br_int_flows(cluster: ClusterInfo, node: NodeInfo) -> list[str]:
     flows += [_arp_reply(r.pod_gateway, mac_of(r.pod_gateway)) for r in remotes]
     flows.append("table=10,priority=0,actions=drop")
 
-    for i, pod in enumerate(pods):
+    for pod in pods:
         flows.append(f"table=20,priority=200,ip,nw_dst={pod.ip},actions=set_field:{gw_mac}->eth_src,"
-                     f"set_field:{mac_of(pod.ip)}->eth_dst,output:{FIRST_POD_OFPORT + i}")
+                     f"set_field:{mac_of(pod.ip)}->eth_dst,output:{pod_ofport(node, pod)}")
     for r in remotes:
         flows.append(f"table=20,priority=100,ip,nw_dst={r.pod_cidr},actions="
                      f"set_field:{r.eth0.ip}->tun_dst,output:{TUN_OFPORT}")
@@ -289,11 +349,15 @@ def br_int_flows(cluster: ClusterInfo, node: NodeInfo) -> list[str]:
 def bridge_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
     t = cluster.tunnel
     dev = vtep_device(t.vni)
-    out: list[Op] = [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1")]
+    out: list[Op] = [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1"),
+                     no_icmp_ratelimit(node.netns)]
     out += attach_ops(lab, node.netns, node.eth0)
     out += [AddLink(node.netns, BRIDGE, "bridge", mtu=cluster.mtu),
             AddAddress(node.netns, BRIDGE, IPv4Interface(f"{node.pod_gateway}/{node.pod_cidr.prefixlen}")),
-            SetLink(node.netns, BRIDGE),
+            # A bridge whose MAC was never set takes the lowest MAC of its ports, so it changes
+            # as pods come and go and the pods' ARP entry for their gateway goes dead (`netlab
+            # scale`). A MAC set once stays (the CNI bridge plugin does the same).
+            SetLink(node.netns, BRIDGE, address=mac_of(node.pod_gateway)),
             AddVxlan(node.netns, dev, t.vni, node.eth0.ip, "eth0", t.port, cluster.mtu,
                      address=mac_of(vtep_ip(node))),
             AddAddress(node.netns, dev, IPv4Interface(f"{vtep_ip(node)}/32")),
@@ -306,6 +370,6 @@ def bridge_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
                 AddFdb(node.netns, dev, mac, r.eth0.ip),
                 AddRoute(node.netns, r.pod_cidr, via=vtep_ip(r), dev=dev, onlink=True)]
     for pod in cluster.pods_on(node.name):
-        out += _pod_ops(cluster, node, pod, master=BRIDGE, mac=None, tx_checksum_off=False)
+        out += pod_ops(lab, cluster, pod)
     out.append(_snat(lab, cluster, node))
     return out

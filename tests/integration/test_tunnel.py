@@ -36,9 +36,9 @@ def run_in(lab: str, obj: str, *argv: str) -> subprocess.CompletedProcess:
 
 
 @contextmanager
-def lab_up(scenario: str, name: str):
+def lab_up(scenario: str | Path, name: str):
     try:
-        r = netlab("up", str(SCENARIOS / scenario), "--name", name)
+        r = netlab("up", str(SCENARIOS / scenario), "--name", name)  # an absolute path stays as is
         assert r.returncode == 0, r.stdout + r.stderr
         yield name
     finally:
@@ -244,6 +244,41 @@ def test_flows_count_packets(ovs_lab):
     while tunnel_packets() < before + 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert tunnel_packets() >= before + 3
+
+
+# -- netlab scale -----------------------------------------------------------------------------
+SCALE = """\
+name: tscale
+hosts:
+  - {name: ecs-1, ports: [{port: 80}]}
+clusters:
+  - name: c1
+    model: tunnel
+    switch: SWITCH
+    nodes: [{name: node-1}, {name: node-2}]
+    pods:
+      - {name: web, node: [node-1, node-2], replicas: 2, ports: [{port: 8080}]}
+      - {name: client, node: node-1}
+"""
+
+
+@pytest.mark.parametrize("switch", ["ovs", "linux-bridge"])
+def test_scale_a_pod_set(switch, tmp_path):
+    """Pods added to running nodes get ports and flows (OVS); removed ones leave none behind."""
+    path = tmp_path / "scale.yaml"
+    path.write_text(SCALE.replace("SWITCH", switch))
+    name = "it-tun-scale"
+    with lab_up(path, name):
+        for replicas, pods in ((5, 6), (1, 2), (3, 4)):
+            r = netlab("scale", name, "c1/web", "--replicas", str(replicas))
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert [(replicas, c["name"], c["detail"]) for c in check_json(name) if not c["ok"]] == []
+            c1 = read_lab(name).cluster("c1")
+            assert len(c1.pods) == pods
+            if switch == "ovs":
+                for node in ("node-1", "node-2"):
+                    ports = set(_ovs(name, node, "list-ports", "br-int").split())
+                    assert ports == {p.host_ifname for p in c1.pods_on(node)} | {"gw0", "vxlan0"}
 
 
 # -- down --------------------------------------------------------------------------------------

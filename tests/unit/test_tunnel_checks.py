@@ -81,3 +81,31 @@ def test_decode_vxlan_frame_gives_vni_and_inner_addresses():
     assert flow["encap"] == "vxlan" and flow["src"] == "172.16.0.2" and flow["sport"] == 40000
     assert "vni 100" in flow["text"] and "192.168.0.10→192.168.0.11" in flow["text"]
     assert "inner 172.16.0.2→172.16.1.2" in flow["text"]
+
+
+def test_classify_ignores_another_connection_with_the_same_source_port():
+    """A node→local pod probe must stay inside the node; another pod's connection to the same
+    pod that crosses the underlay with the same source port is not the probe."""
+    from netlab.probe.checks import CheckSpec
+    from netlab.probe.runner import Result, _classify
+
+    spec = CheckSpec(name="node→pod", src="c1/node-1", src_netns="n1", src_ip=IPv4Address("192.168.0.10"),
+                     dst="c1/web-0", dst_ip=IPv4Address("172.16.0.2"), port=8080, proto="tcp",
+                     expect_source=IPv4Address("172.16.0.1"), sniff=("n1", "eth0"), expect_encap="absent")
+    other = {"encap": "vxlan", "text": "VXLAN …", "src": "172.16.1.2", "dst": "172.16.0.2", "proto": "tcp",
+             "sport": 47577, "icmp_id": None}
+
+    class Stub:
+        def __init__(self, flows):
+            self.flows = flows
+
+        def observations(self):
+            return [[f] for f in self.flows]
+
+    r = Result(spec, reached=True, sport=47577)
+    _classify(r, Stub([other]))
+    assert r.ok and r.encap == "none"
+    # The probe itself, leaving with the source the check expects, is still recognised.
+    r = Result(spec, reached=True, sport=47577)
+    _classify(r, Stub([dict(other, src="172.16.0.1")]))
+    assert not r.ok and r.encap == "vxlan"

@@ -116,7 +116,7 @@ def test_vsctl_ports_and_options(netdev):
     assert sets["vxlan0"] == ("type=vxlan", "options:remote_ip=flow", "options:key=100", "options:dst_port=4789",
                               "ofport_request=2")
     assert sets["gw0"] == ("type=internal", 'mac="0a:58:ac:10:00:01"', "mtu_request=1450", "ofport_request=1")
-    assert sets["veth-a-1"] == ("ofport_request=10",) and sets["veth-a-2"] == ("ofport_request=11",)
+    assert sets["veth-a-1"] == ("ofport_request=12",) and sets["veth-a-2"] == ("ofport_request=13",)  # 10 + host part
     bridges = {c[2]: c[3:] for c in cmds if c[:2] == ("set", "Bridge")}
     assert "datapath_type=netdev" in bridges["br-int"] and "fail_mode=secure" in bridges["br-int"]
     assert 'other_config:hwaddr="0a:58:c0:a8:00:0a"' in bridges["br-phy"]
@@ -138,10 +138,10 @@ def test_br_int_flows_golden(netdev):
     assert flows[:3] == ("table=0,priority=100,in_port=1,arp,actions=resubmit(,10)",
                          "table=0,priority=100,in_port=1,ip,actions=resubmit(,20)",
                          "table=0,priority=100,in_port=2,ip,actions=resubmit(,20)")
-    assert "table=0,priority=100,in_port=10,ip,nw_src=172.16.0.2,actions=resubmit(,20)" in flows
-    assert "table=0,priority=100,in_port=11,arp,arp_spa=172.16.0.3,actions=resubmit(,10)" in flows
+    assert "table=0,priority=100,in_port=12,ip,nw_src=172.16.0.2,actions=resubmit(,20)" in flows
+    assert "table=0,priority=100,in_port=13,arp,arp_spa=172.16.0.3,actions=resubmit(,10)" in flows
     assert ("table=20,priority=200,ip,nw_dst=172.16.0.2,actions=set_field:0a:58:ac:10:00:01->eth_src,"
-            "set_field:0a:58:ac:10:00:02->eth_dst,output:10") in flows
+            "set_field:0a:58:ac:10:00:02->eth_dst,output:12") in flows
     assert ("table=20,priority=100,ip,nw_dst=172.16.1.0/24,actions=set_field:192.168.0.11->tun_dst,output:2"
             in flows)
     assert ("table=20,priority=100,ip,nw_dst=172.16.2.0/24,actions=set_field:192.168.0.12->tun_dst,output:2"
@@ -220,6 +220,7 @@ def test_linux_bridge_is_flannel_like(bridge):
         (IPv4Network("172.16.1.0/24"), IPv4Address("172.16.1.0"), True),
         (IPv4Network("172.16.2.0/24"), IPv4Address("172.16.2.0"), True)]
     assert AddLink(ns, "cni0", "bridge", mtu=1450) in _ops(bridge, ns)
+    assert SetLink(ns, "cni0", address="0a:58:ac:10:00:01") in _ops(bridge, ns)  # a fixed MAC
     assert AddAddress(ns, "vxlan.100", IPv4Interface("172.16.0.0/32")) in _ops(bridge, ns)
     pod = bridge.cluster("c1").pods[0]
     assert SetLink(ns, pod.host_ifname, master="cni0") in _ops(bridge, ns)
@@ -246,3 +247,58 @@ def test_new_op_strings():
     assert str(OvsCreateDb("ns", "/r/db")) == "ovsdb-tool create /r/db /usr/share/openvswitch/vswitch.ovsschema"
     assert str(SetLink("ns", "eth0", address="0a:58:00:00:00:01")) == "ip -n ns link set eth0 address 0a:58:00:00:00:01 up"
     assert str(SetLink("ns", "eth0")) == "ip -n ns link set eth0 up"  # unchanged without a MAC
+
+
+# -- netlab scale ------------------------------------------------------------------------------
+SET = "- {name: web, node: [node-1, node-2], replicas: 2, ports: [{port: 8080}]}\n- {name: c, node: node-1}"
+
+
+def test_scale_up_adds_a_port_and_replaces_the_nodes_flows():
+    from netlab.lab.scale import scale
+
+    lab = lab_of(scenario(pods=SET))
+    change = scale(lab, "c1/web", 3)
+    (added,) = change.added
+    assert (added.name, added.node, str(added.ip)) == ("web-2", "node-1", "172.16.0.4")
+    vsctl = [op for op in change.ops if isinstance(op, OvsVsctl)]
+    assert [c[:3] for c in vsctl[0].commands] == [("add-port", "br-int", added.host_ifname),
+                                                   ("set", "Interface", added.host_ifname),
+                                                   ("set", "Port", added.host_ifname)]
+    assert "ofport_request=14" in vsctl[0].commands[1]  # 10 + .4
+    (flows,) = [op for op in change.ops if isinstance(op, OvsFlows)]
+    assert flows.netns == lab.cluster("c1").node("node-1").netns
+    assert any("nw_dst=172.16.0.4," in f and f.endswith("output:14") for f in flows.flows)
+    assert SetOffload(added.netns, "eth0") in change.ops
+    assert Sysctl(flows.netns, f"net.ipv4.conf.{added.host_ifname}.arp_ignore", "8") in change.ops
+
+
+def test_scale_down_removes_flows_then_port_then_namespace():
+    from netlab.lab.scale import scale
+    from netlab.plan import DelNetns
+
+    lab = lab_of(scenario(pods=SET))
+    change = scale(lab, "c1/web", 1)
+    (gone,) = change.removed
+    assert [type(op).__name__ for op in change.ops] == ["OvsFlows", "OvsVsctl", "DelNetns"]
+    assert change.ops[1].commands == (("del-port", "br-int", gone.host_ifname),)
+    assert change.ops[2] == DelNetns(gone.netns)
+    assert not any(f"nw_dst={gone.ip}," in f for f in change.ops[0].flows)
+
+
+def test_scale_linux_bridge_is_plain_veths():
+    from netlab.lab.scale import scale
+
+    lab = lab_of(scenario("switch: linux-bridge\n", pods=SET))
+    change = scale(lab, "c1/web", 3)
+    assert not [op for op in change.ops if isinstance(op, (OvsVsctl, OvsFlows))]
+    assert SetLink(lab.cluster("c1").node("node-1").netns, change.added[0].host_ifname, master="cni0") in change.ops
+    assert [type(op).__name__ for op in scale(lab, "c1/web", 1).ops] == ["DelNetns"]
+
+
+def test_node_addresses():
+    c = lab_of(scenario()).cluster("c1")
+    n = c.node("node-1")
+    assert tunnel.node_addresses(c, n) == (n.eth0.ip, n.pod_gateway)
+    c = lab_of(scenario("switch: linux-bridge\n")).cluster("c1")
+    n = c.node("node-1")
+    assert tunnel.node_addresses(c, n) == (n.eth0.ip, n.pod_gateway, IPv4Address("172.16.0.0"))
