@@ -11,12 +11,13 @@ APT_PACKAGES := iproute2 iptables nftables ipset nfacct conntrack openvswitch-sw
                 ethtool tcpdump iputils-ping iperf3 kmod procps util-linux \
                 python3 python3-venv python3-pip
 
-.PHONY: setup apt venv demo test test-unit test-integration bench clean help
+.PHONY: setup apt venv demo test test-unit test-integration bench bench-tunnel clean help
 
 help:
 	@echo "sudo make demo   set up, then build the overview lab, check it and print the report"
 	@echo "sudo make test   set up, then run the test suite"
 	@echo "make bench       time up/check/down of the 200-pod lab"
+	@echo "make bench-tunnel  10x10 tunnel lab up/down; pod-to-pod TCP tunnel vs VPC (iperf3)"
 
 setup: apt venv
 
@@ -47,6 +48,9 @@ test-unit: venv
 
 bench: setup
 	$(PY) bench/lab_scale.py
+
+bench-tunnel: setup
+	$(PY) bench/tunnel.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
