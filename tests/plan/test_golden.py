@@ -14,7 +14,7 @@ from netlab.lab.resolve import resolve
 from netlab.scenario import loader
 
 GOLDEN = Path(__file__).parent / "golden"
-CASES = ["vpc-basic", "default"]
+CASES = ["vpc-basic", "default", "tunnel-basic", "tunnel-linux-bridge"]
 
 
 @pytest.mark.parametrize("name", CASES)
