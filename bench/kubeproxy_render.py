@@ -1,13 +1,18 @@
-"""Render time of the kube-proxy renderers: N Services x M endpoints on one node.
+"""Render (and, as root, apply) time of kube-proxy's rules: N Services x M endpoints on one node.
 
-    PYTHONPATH=. python bench/kubeproxy_render.py [--services 1000] [--endpoints 10] [--repeat 3]
+    PYTHONPATH=. python bench/kubeproxy_render.py [--services 1000] [--endpoints 10] [--repeat 3] [--apply]
+
+With --apply (root), each mode's output is also loaded into a throwaway namespace
+`nl-bench-kp` the way the lab loads it (iptables-restore --noflush; nft -f), and that
+load is timed; the namespace is removed afterwards. IPVS virtual servers need the kernel
+tier, so ipvs is rendered only.
 
 Services are ClusterIP with one TCP port; every tenth is a NodePort and every
 twentieth a LoadBalancer with ClientIP affinity, so all chain kinds appear. Endpoints
 are spread over ten nodes, this node being one of them. Prints, per mode, the best and
 median wall time of a full render (model -> text) and the size of what it produced.
 With more than 1,000 endpoints in total, iptables mode is in kube-proxy's large-cluster
-mode (no per-endpoint comments), as kube-proxy would be. Apply time is not measured here.
+mode (no per-endpoint comments), as kube-proxy would be.
 """
 
 from __future__ import annotations
@@ -79,20 +84,49 @@ def bench(mode: str, services, slices, repeat: int) -> tuple[list[float], str]:
     return times, text
 
 
+def apply_times(mode: str, services, slices, repeat: int) -> list[float]:
+    """Load the rendered rules into a fresh namespace, as the lab does; seconds per load."""
+    from netlab import linux
+    from netlab.apply.netfilter import run
+
+    rs = RENDERERS[mode](services, slices, node_env(mode))
+    times = []
+    for _ in range(repeat):
+        linux.create_netns("nl-bench-kp")
+        try:
+            if mode == "iptables":
+                for name in rs.nfacct_counters:
+                    run("nl-bench-kp", ["nfacct", "add", name])
+                run("nl-bench-kp", ["iptables-restore", "-w", "--noflush"], rs.jump_rules_restore_input())
+                start = time.perf_counter()
+                run("nl-bench-kp", ["iptables-restore", "-w", "--noflush"], rs.restore_input())
+            else:
+                start = time.perf_counter()
+                run("nl-bench-kp", ["nft", "-f", "-"], rs.transaction())
+            times.append(time.perf_counter() - start)
+        finally:
+            linux.remove_netns("nl-bench-kp")
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--apply", action="store_true", help="also time loading the rules (root)")
     args = parser.parse_args()
     services, slices = make_inputs(args.services, args.endpoints)
     print(f"{args.services} Services x {args.endpoints} endpoints, one node, "
-          f"best/median of {args.repeat} full renders")
-    print(f"{'mode':<10}{'best s':>9}{'median s':>10}{'lines':>9}{'MiB':>7}")
+          f"best/median of {args.repeat} runs")
+    print(f"{'mode':<10}{'render best':>12}{'median':>8}{'apply best':>12}{'median':>8}{'lines':>9}{'MiB':>6}")
     for mode in RENDERERS:
         times, text = bench(mode, services, slices, args.repeat)
-        print(f"{mode:<10}{min(times):>9.3f}{statistics.median(times):>10.3f}"
-              f"{text.count(chr(10)):>9}{len(text.encode()) / 2**20:>7.1f}")
+        applied = apply_times(mode, services, slices, args.repeat) if args.apply and mode != "ipvs" else []
+        apply_cols = (f"{min(applied):>12.3f}{statistics.median(applied):>8.3f}" if applied
+                      else f"{'-':>12}{'-':>8}")
+        print(f"{mode:<10}{min(times):>12.3f}{statistics.median(times):>8.3f}{apply_cols}"
+              f"{text.count(chr(10)):>9}{len(text.encode()) / 2**20:>6.1f}")
 
 
 if __name__ == "__main__":

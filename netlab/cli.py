@@ -241,7 +241,7 @@ def scale(lab: str, pod_set: str, replicas: int) -> None:
     old = _read_lab(lab)
     start = time.monotonic()
     change = scale_lab(old, pod_set, replicas)
-    executor.change(old, change.lab, change.ops)
+    executor.change(old, change.lab, change.steps)
     added = ", ".join(f"{p.name} ({p.node}, {p.ip})" for p in change.added)
     removed = ", ".join(p.name for p in change.removed)
     console.print(f"{pod_set}: {replicas} replicas" + (f"; added {added}" if added else "")
@@ -304,6 +304,15 @@ def demo(keep: bool, as_json: bool) -> None:
         else:
             out.print(f"lab {lab.name} left up: `netlab status {lab.name}`, `netlab down {lab.name}`")
     sys.exit(code)
+
+
+def _register_groups() -> None:
+    from netlab.cli_kubeproxy import kube_proxy
+
+    cli.add_command(kube_proxy)
+
+
+_register_groups()
 
 
 def main() -> None:

@@ -133,16 +133,63 @@ class StartProcess(Op):
 
 @dataclass(frozen=True)
 class IptablesRestore(Op):
-    """A whole iptables ruleset (iptables-restore input) loaded atomically, as kube-proxy does."""
+    """A whole iptables ruleset (iptables-restore input) loaded atomically, as kube-proxy does.
+
+    `prune`: chain-name prefixes this ruleset owns; chains with them that exist in the
+    namespace but not in `rules` are deleted in the same restore (kube-proxy's stale-chain
+    cleanup on a re-sync)."""
 
     rules: str
     noflush: bool = True
     purpose: str = ""
+    prune: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         flag = " --noflush" if self.noflush else ""
         lines = self.rules.count("\n")
         return f"ip netns exec {self.netns} iptables-restore{flag} <<EOF  # {self.purpose} ({lines} lines)"
+
+
+@dataclass(frozen=True)
+class IpsetRestore(Op):
+    rules: str
+    purpose: str = ""
+
+    def __str__(self) -> str:
+        return f"ip netns exec {self.netns} ipset restore -exist <<EOF  # {self.purpose} ({self.rules.count(chr(10))} lines)"
+
+
+@dataclass(frozen=True)
+class IpvsRestore(Op):
+    """IPVS virtual and real servers (`ipvsadm -R` input); `replace` clears the table first."""
+
+    rules: str
+    replace: bool = False
+    purpose: str = ""
+
+    def __str__(self) -> str:
+        clear = f"ip netns exec {self.netns} ipvsadm -C; " if self.replace else ""
+        return f"{clear}ip netns exec {self.netns} ipvsadm -R <<EOF  # {self.purpose}"
+
+
+@dataclass(frozen=True)
+class NfacctAdd(Op):
+    """nfacct counter objects (per namespace), which `-m nfacct` rules refer to."""
+
+    names: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "; ".join(f"ip netns exec {self.netns} nfacct add {n}" for n in self.names)
+
+
+@dataclass(frozen=True)
+class LoadModule(Op):
+    """A kernel module a datapath needs (kernel state is global; netns says who asked)."""
+
+    module: str
+
+    def __str__(self) -> str:
+        return f"modprobe {self.module}  # for {self.netns}"
 
 
 @dataclass(frozen=True)
@@ -283,13 +330,14 @@ class Plan:
 def build(lab: Lab) -> Plan:
     """The whole lab, in an order the kernel accepts: namespaces and devices before
     the addresses and routes that use them, routes before the processes that serve."""
-    from netlab import models
+    from netlab import models, proxy
     from netlab.cloud import vpc
 
     plan = Plan(lab.name)
     plan.ops += vpc.router_ops(lab)
     for cluster in lab.clusters:
         plan.ops += models.get(cluster.model).ops(lab, cluster)
+        plan.ops += proxy.cluster_ops(lab, cluster)
     plan.ops += vpc.host_ops(lab)
     plan.ops += vpc.route_ops(lab)
     # One agent per lab serves every pod's and host's ports (netlab.probe.agent).

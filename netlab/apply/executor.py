@@ -15,14 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netlab import linux
-from netlab.apply import netfilter, processes
+from netlab.apply import ipvs, netfilter, processes
 from netlab.apply.netlink import Netlink, describe
 from netlab.apply.state import StateDir, list_labs
 from netlab.errors import ApplyError, LabStateError
 from netlab.lab import naming
 from netlab.lab.model import Lab
-from netlab.plan import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelNetns, IptablesRestore,
-                         NftApply, Op, Plan, SetLink, StartProcess, Sysctl)
+from netlab.plan import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelNetns, IpsetRestore,
+                         IptablesRestore, IpvsRestore, LoadModule, NfacctAdd, NftApply, Op, Plan, SetLink,
+                         StartProcess, Sysctl)
 
 
 @dataclass
@@ -56,6 +57,10 @@ HANDLERS: dict[type, Callable[[Context, Op], None]] = {
     StartProcess: lambda ctx, op: processes.start(ctx.state, op),
     IptablesRestore: lambda ctx, op: netfilter.iptables_restore(op),
     NftApply: lambda ctx, op: netfilter.nft_apply(op),
+    IpsetRestore: lambda ctx, op: netfilter.ipset_restore(op),
+    NfacctAdd: lambda ctx, op: netfilter.nfacct_add(op),
+    IpvsRestore: lambda ctx, op: ipvs.ipvs_restore(op),
+    LoadModule: lambda ctx, op: ipvs.load_module(op),
 }
 
 
@@ -111,32 +116,37 @@ def up(lab: Lab, plan: Plan, *, on_op: Callable[[Op], None] | None = None) -> Ti
         state.unlock(lock)
 
 
-def change(old: Lab, new: Lab, ops: list[Op]) -> None:
+def change(old: Lab, new: Lab, steps: list[list[Op]]) -> None:
     """Apply a change to a running lab (e.g. `netlab scale`) without rebuilding it.
 
-    While the change runs, the state names the namespaces of both versions, so `down`
-    removes everything even if the change is interrupted.
+    `steps` run in order, and the agent re-reads the lab after each, so new pods serve
+    before Services send them traffic and Services stop sending before pods go (what
+    readiness and endpoint removal achieve in Kubernetes). While the change runs, the state
+    names the namespaces of both versions, so `down` removes everything if it is cut short.
     """
     _raise_fd_limit()
     state = StateDir(old.name)
     lock = state.lock()
     try:
-        if state.read_record().get("phase") != "up":
-            raise LabStateError(f"lab '{old.name}' is not up (phase {state.read_record().get('phase')})")
+        phase = state.read_record().get("phase")
+        if phase != "up":
+            raise LabStateError(f"lab '{old.name}' is not up (phase {phase}); `netlab down {old.name}` and up again")
         both = list(dict.fromkeys(old.netns_names() + new.netns_names()))
         state.write(new, phase="changing", netns=both)
         op: Op | None = None
         try:
             with Netlink() as nl:
                 ctx = Context(state, nl)
-                for op in ops:
-                    HANDLERS[type(op)](ctx, op)
+                for step in steps:
+                    for op in step:
+                        HANDLERS[type(op)](ctx, op)
+                    if step:
+                        processes.reload(state, "agent")
         except Exception as e:
             state.set_phase("degraded")
             detail = str(e) if isinstance(e, ApplyError) else describe(e)
             raise ApplyError(f"{op}: {detail} (the lab is degraded; `netlab down {old.name}` removes it)") from None
         state.write(new, phase="up", netns=new.netns_names())
-        processes.reload(state, "agent")
     finally:
         state.unlock(lock)
 

@@ -143,6 +143,9 @@ class Lab(Resolved):
     name: str
     description: str = ""
     scenario_file: str
+    # Kernel features detected when the lab was resolved (netlab.capabilities names); the
+    # datapaths chosen from them stay the same for the life of the lab.
+    features: list[str] = Field(default_factory=list)
     underlay_mtu: int
     vpc: VpcInfo
     hosts: list[HostInfo]

@@ -1,7 +1,8 @@
 """References to lab objects as users write them in checks: `ecs-1`, `c1/web-1`, `c1/web-1:8080`.
 
-A host is named alone; a cluster's node or pod is `<cluster>/<name>`; an address of the
-lab may stand in for an object. A `:port` suffix selects a port.
+A host is named alone; a cluster's node or pod is `<cluster>/<name>`, a Service
+`<cluster>/svc/<name>` (its ClusterIP); an address of the lab may stand in for an object.
+A `:port` suffix selects a port.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def lookup(lab: Lab, text: str) -> Target:
         cluster = next((c for c in lab.clusters if c.name == cluster_name), None)
         if cluster is None:
             raise RefError(f"unknown cluster '{cluster_name}'; clusters: {_names(lab.clusters)}")
+        if name.startswith("svc/"):
+            return _service(cluster, text, name[4:])
         pod = next((p for p in cluster.pods if p.name == name), None)
         if pod is not None:
             return Target("pod", text, pod.netns, pod.ip, pod)
@@ -61,9 +64,21 @@ def lookup(lab: Lab, text: str) -> Target:
         if t.ip == ip:
             return t
     if not isinstance(ip, IPv4Address) or not any(
-            ip in net for net in [lab.vpc.cidr] + [c.container_cidr for c in lab.clusters]):
+            ip in net for net in [lab.vpc.cidr] + [c.container_cidr for c in lab.clusters]
+            + [c.service_cidr for c in lab.clusters]):
         raise RefError(f"{ip} is not an address of this lab")
     return Target("ip", str(ip), None, ip, None)
+
+
+def _service(cluster, text: str, name: str) -> Target:
+    """`c1/svc/web` (namespace default) or `c1/svc/prod/web`: the Service's ClusterIP."""
+    namespace, _, svc_name = name.rpartition("/")
+    found = next((s for s in cluster.services
+                  if s.spec.name == svc_name and s.spec.namespace == (namespace or "default")), None)
+    if found is None:
+        raise RefError(f"cluster '{cluster.name}' has no Service '{name}'; Services: "
+                       + (", ".join(s.spec.name for s in cluster.services) or "(none)"))
+    return Target("service", text, None, found.cluster_ip, None)
 
 
 def _all_targets(lab: Lab) -> list[Target]:

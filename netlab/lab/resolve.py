@@ -74,7 +74,7 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] = froze
                                                     eth0=att, ports=h.ports))
              for hi, h in enumerate(scenario.hosts)]
     lab = Lab(name=scenario.name, description=scenario.description, scenario_file=source.file,
-              underlay_mtu=ctx.underlay_mtu, vpc=vpc, hosts=hosts, clusters=clusters,
+              features=sorted(features), underlay_mtu=ctx.underlay_mtu, vpc=vpc, hosts=hosts, clusters=clusters,
               checks=scenario.checks)
     _check_refs(lab, ctx)
     return lab

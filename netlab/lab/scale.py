@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netlab import models
+from netlab import models, proxy
 from netlab.errors import UserError
 from netlab.lab.model import Lab, PodInfo
 from netlab.lab.pods import PodRequest, placement, replica_name
@@ -23,7 +23,12 @@ class Change:
     lab: Lab
     added: list[PodInfo]
     removed: list[PodInfo]
-    ops: list[Op]
+    # In order: build the new pods, re-sync kube-proxy on every node, remove the old pods.
+    steps: list[list[Op]]
+
+    @property
+    def ops(self) -> list[Op]:
+        return [op for step in self.steps for op in step]
 
 
 def scale(lab: Lab, ref: str, replicas: int) -> Change:
@@ -57,9 +62,7 @@ def scale(lab: Lab, ref: str, replicas: int) -> Change:
                      for s in cluster.pod_sets]})
     new_lab = lab.model_copy(update={"clusters": [new_cluster if c.name == cluster.name else c
                                                   for c in lab.clusters]})
-    ops: list[Op] = []
-    for pod in removed:
-        ops += model.pod_remove_ops(new_lab, new_cluster, pod)
-    for pod in added:
-        ops += model.pod_ops(new_lab, new_cluster, pod)
-    return Change(new_lab, added, removed, ops)
+    build = [op for pod in added for op in model.pod_ops(new_lab, new_cluster, pod)]
+    remove = [op for pod in removed for op in model.pod_remove_ops(new_lab, new_cluster, pod)]
+    sync = proxy.cluster_ops(new_lab, new_cluster, resync=True) if added or removed else []
+    return Change(new_lab, added, removed, [build, sync, remove])

@@ -1,0 +1,28 @@
+"""IPVS virtual and real servers inside lab namespaces (`ipvsadm -R`, one call per node),
+and the kernel modules IPVS needs. IPVS state lives in each namespace; the modules are
+global, so they are loaded once and never unloaded (other users may rely on them)."""
+
+from __future__ import annotations
+
+import subprocess
+
+from netlab.apply.netfilter import run
+from netlab.errors import ApplyError
+from netlab.plan import IpvsRestore, LoadModule
+
+_loaded: set[str] = set()
+
+
+def ipvs_restore(op: IpvsRestore) -> None:
+    if op.replace:
+        run(op.netns, ["ipvsadm", "-C"])
+    run(op.netns, ["ipvsadm", "-R"], op.rules)
+
+
+def load_module(op: LoadModule) -> None:
+    if op.module in _loaded:
+        return
+    done = subprocess.run(["modprobe", op.module], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ApplyError(f"modprobe {op.module}: {done.stderr.strip() or 'failed'}")
+    _loaded.add(op.module)
