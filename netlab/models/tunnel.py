@@ -20,6 +20,13 @@ address lives on it in the node stack, so Service rules and SNAT see pod traffic
 - table 20 (L3 forwarding): a local pod address → rewrite MACs, output to its port; a
   remote node's pod CIDR → `set_field:<node ip>->tun_dst`, output to `vxlan0`; anything
   else → `gw0` (the node stack routes it on: to the VPC with SNAT, to Services, …).
+  What comes from `gw0` is committed to conntrack (zone 1) with `ct_mark=1`; what goes to
+  a local pod from elsewhere is looked up there first (table 30).
+- table 30 (after the conntrack lookup): a reply of a connection the node stack sent
+  (ct_mark 1) goes back to `gw0` instead of straight to the pod. kube-proxy DNATs a pod's
+  connection to a ClusterIP in the node stack; the endpoint's reply must cross that stack
+  again for the reverse NAT, or the pod sees an answer from an address it never called
+  (what Antrea does when kube-proxy serves the Services).
 
 Datapath: the OVS kernel datapath (`system`) when the kernel has the `openvswitch` module;
 otherwise the userspace datapath (`netdev`) with native tunnelling, where the node IP
@@ -31,6 +38,9 @@ itself, from the addresses and routes of the node stack).
 every remote node a route to its pod CIDR via its VTEP address (the block's network
 address, onlink), a permanent ARP entry for that address and a permanent FDB entry sending
 that VTEP MAC to the node IP. (Flannel's default port is 8472; netlab uses 4789 for both.)
+As kubeadm requires for Flannel, `net.bridge.bridge-nf-call-iptables=1` (br_netfilter):
+a Service's reply from a pod on the same node is bridged, and only then does it meet
+conntrack for the reverse NAT.
 
 Pod traffic leaving the cluster (to VPC hosts, the internet) is SNATed to the node IP by an
 iptables MASQUERADE rule in each node, `-s <container CIDR> ! -d <container CIDR>`, as the
@@ -60,6 +70,7 @@ VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 BR_INT, BR_PHY, GW_PORT, TUN_PORT = "br-int", "br-phy", "gw0", "vxlan0"
 GW_OFPORT, TUN_OFPORT, FIRST_POD_OFPORT = 1, 2, 10
 OFPP_MAX = 0xFF00  # the highest OpenFlow port number
+CT_ZONE = 1  # the conntrack zone of br-int's flows
 # Names on a linux-bridge node.
 BRIDGE = "cni0"
 
@@ -334,15 +345,28 @@ def br_int_flows(cluster: ClusterInfo, node: NodeInfo) -> list[str]:
     flows += [_arp_reply(r.pod_gateway, mac_of(r.pod_gateway)) for r in remotes]
     flows.append("table=10,priority=0,actions=drop")
 
+    # Connections the node stack sends into br-int (its own, or pod traffic it has NATed for
+    # a Service) are committed to conntrack with ct_mark 1; their replies to local pods go
+    # back through gw0 so that the stack's conntrack can reverse the NAT (table 30).
+    from_stack = f"ct(commit,zone={CT_ZONE},exec(set_field:0x1->ct_mark))"
     for pod in pods:
-        flows.append(f"table=20,priority=200,ip,nw_dst={pod.ip},actions=set_field:{gw_mac}->eth_src,"
-                     f"set_field:{mac_of(pod.ip)}->eth_dst,output:{pod_ofport(node, pod)}")
+        deliver = f"set_field:{gw_mac}->eth_src,set_field:{mac_of(pod.ip)}->eth_dst,output:{pod_ofport(node, pod)}"
+        flows += [f"table=20,priority=210,in_port={GW_OFPORT},ip,nw_dst={pod.ip},actions={from_stack},{deliver}",
+                  f"table=20,priority=200,ip,nw_dst={pod.ip},actions=ct(table=30,zone={CT_ZONE})"]
     for r in remotes:
-        flows.append(f"table=20,priority=100,ip,nw_dst={r.pod_cidr},actions="
-                     f"set_field:{r.eth0.ip}->tun_dst,output:{TUN_OFPORT}")
+        tunnel = f"set_field:{r.eth0.ip}->tun_dst,output:{TUN_OFPORT}"
+        flows += [f"table=20,priority=110,in_port={GW_OFPORT},ip,nw_dst={r.pod_cidr},actions={from_stack},{tunnel}",
+                  f"table=20,priority=100,ip,nw_dst={r.pod_cidr},actions={tunnel}"]
     # Never send the node stack's own packets back to it (it routed them here).
     flows.append(f"table=20,priority=60,in_port={GW_OFPORT},ip,actions=drop")
     flows.append(f"table=20,priority=50,ip,actions=set_field:{gw_mac}->eth_dst,output:{GW_OFPORT}")
+
+    flows.append(f"table=30,priority=200,ct_state=+trk+rpl,ct_mark=0x1,ip,actions="
+                 f"set_field:{gw_mac}->eth_dst,output:{GW_OFPORT}")
+    for pod in pods:
+        flows.append(f"table=30,priority=100,ip,nw_dst={pod.ip},actions=set_field:{gw_mac}->eth_src,"
+                     f"set_field:{mac_of(pod.ip)}->eth_dst,output:{pod_ofport(node, pod)}")
+    flows.append("table=30,priority=0,actions=drop")
     return flows
 
 
@@ -350,7 +374,7 @@ def bridge_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
     t = cluster.tunnel
     dev = vtep_device(t.vni)
     out: list[Op] = [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1"),
-                     no_icmp_ratelimit(node.netns)]
+                     no_icmp_ratelimit(node.netns), Sysctl(node.netns, "net.bridge.bridge-nf-call-iptables", "1")]
     out += attach_ops(lab, node.netns, node.eth0)
     out += [AddLink(node.netns, BRIDGE, "bridge", mtu=cluster.mtu),
             AddAddress(node.netns, BRIDGE, IPv4Interface(f"{node.pod_gateway}/{node.pod_cidr.prefixlen}")),

@@ -140,19 +140,28 @@ def test_br_int_flows_golden(netdev):
                          "table=0,priority=100,in_port=2,ip,actions=resubmit(,20)")
     assert "table=0,priority=100,in_port=12,ip,nw_src=172.16.0.2,actions=resubmit(,20)" in flows
     assert "table=0,priority=100,in_port=13,arp,arp_spa=172.16.0.3,actions=resubmit(,10)" in flows
-    assert ("table=20,priority=200,ip,nw_dst=172.16.0.2,actions=set_field:0a:58:ac:10:00:01->eth_src,"
-            "set_field:0a:58:ac:10:00:02->eth_dst,output:12") in flows
+    commit = "ct(commit,zone=1,exec(set_field:0x1->ct_mark))"
+    deliver = "set_field:0a:58:ac:10:00:01->eth_src,set_field:0a:58:ac:10:00:02->eth_dst,output:12"
+    # From the node stack: committed, then delivered; from anywhere else: conntrack first.
+    assert f"table=20,priority=210,in_port=1,ip,nw_dst=172.16.0.2,actions={commit},{deliver}" in flows
+    assert "table=20,priority=200,ip,nw_dst=172.16.0.2,actions=ct(table=30,zone=1)" in flows
+    assert f"table=30,priority=100,ip,nw_dst=172.16.0.2,actions={deliver}" in flows
+    # Replies of the stack's connections (e.g. DNATed to a Service endpoint) go back to it.
+    assert ("table=30,priority=200,ct_state=+trk+rpl,ct_mark=0x1,ip,actions="
+            "set_field:0a:58:ac:10:00:01->eth_dst,output:1") in flows
     assert ("table=20,priority=100,ip,nw_dst=172.16.1.0/24,actions=set_field:192.168.0.11->tun_dst,output:2"
             in flows)
-    assert ("table=20,priority=100,ip,nw_dst=172.16.2.0/24,actions=set_field:192.168.0.12->tun_dst,output:2"
-            in flows)
-    assert flows[-1] == "table=20,priority=50,ip,actions=set_field:0a:58:ac:10:00:01->eth_dst,output:1"
+    assert (f"table=20,priority=110,in_port=1,ip,nw_dst=172.16.2.0/24,actions={commit},"
+            "set_field:192.168.0.12->tun_dst,output:2") in flows
+    assert "table=20,priority=50,ip,actions=set_field:0a:58:ac:10:00:01->eth_dst,output:1" in flows
     arp = [f for f in flows if f.startswith("table=10,priority=100")]
     # the local gateway, two local pods, two remote gateways
     assert [f.split("arp_tpa=")[1].split(",")[0] for f in arp] == [
         "172.16.0.1", "172.16.0.2", "172.16.0.3", "172.16.1.1", "172.16.2.1"]
     assert all(f.endswith(",IN_PORT") for f in arp)
-    assert len(flows) == 3 + 2 * 2 + 1 + 5 + 1 + 2 + 2 + 2
+    # table 0: 3 + 2 per pod + default; 10: 5 + default; 20: 2 per pod, 2 per remote node, 2;
+    # 30: 1 + 1 per pod + default
+    assert len(flows) == (3 + 2 * 2 + 1) + (5 + 1) + (2 * 2 + 2 * 2 + 2) + (1 + 2 + 1)
     assert str(op) == f"ovs-ofctl --bundle replace-flows unix:{RUN}/br-int.mgmt - <<EOF  # br-int: {len(flows)} flows"
 
 
@@ -179,7 +188,7 @@ def test_pods_get_deterministic_macs_and_the_pod_mtu(netdev):
 
 
 def test_snat_rule(netdev):
-    (op,) = _ops(netdev, node1(netdev), IptablesRestore)
+    (op,) = [op for op in _ops(netdev, node1(netdev), IptablesRestore) if "SNAT" in op.purpose]
     assert ("-A NETLAB-TUNNEL-SNAT -s 172.16.0.0/16 ! -d 172.16.0.0/16 -m comment --comment "
             '"netlab tl: the VPC has no route to 172.16.0.0/16" -j MASQUERADE') in op.rules
     assert op.noflush and op.rules.startswith("*nat\n") and op.rules.endswith("COMMIT\n")
@@ -220,6 +229,7 @@ def test_linux_bridge_is_flannel_like(bridge):
         (IPv4Network("172.16.1.0/24"), IPv4Address("172.16.1.0"), True),
         (IPv4Network("172.16.2.0/24"), IPv4Address("172.16.2.0"), True)]
     assert AddLink(ns, "cni0", "bridge", mtu=1450) in _ops(bridge, ns)
+    assert Sysctl(ns, "net.bridge.bridge-nf-call-iptables", "1") in _ops(bridge, ns)  # Services
     assert SetLink(ns, "cni0", address="0a:58:ac:10:00:01") in _ops(bridge, ns)  # a fixed MAC
     assert AddAddress(ns, "vxlan.100", IPv4Interface("172.16.0.0/32")) in _ops(bridge, ns)
     pod = bridge.cluster("c1").pods[0]
@@ -229,7 +239,7 @@ def test_linux_bridge_is_flannel_like(bridge):
 def test_linux_bridge_runs_no_ovs(bridge):
     assert [op.name for op in _ops(bridge, kind=StartProcess)] == ["agent"]
     assert not _ops(bridge, kind=OvsVsctl) and not _ops(bridge, kind=SetOffload)
-    assert len(_ops(bridge, kind=IptablesRestore)) == 3
+    assert len([op for op in _ops(bridge, kind=IptablesRestore) if "SNAT" in op.purpose]) == 3
 
 
 def test_builtin_scenarios_resolve_and_plan():
@@ -268,6 +278,7 @@ def test_scale_up_adds_a_port_and_replaces_the_nodes_flows():
     (flows,) = [op for op in change.ops if isinstance(op, OvsFlows)]
     assert flows.netns == lab.cluster("c1").node("node-1").netns
     assert any("nw_dst=172.16.0.4," in f and f.endswith("output:14") for f in flows.flows)
+    assert any(f.startswith("table=30,priority=100,ip,nw_dst=172.16.0.4,") for f in flows.flows)
     assert SetOffload(added.netns, "eth0") in change.ops
     assert Sysctl(flows.netns, f"net.ipv4.conf.{added.host_ifname}.arp_ignore", "8") in change.ops
 
@@ -279,10 +290,11 @@ def test_scale_down_removes_flows_then_port_then_namespace():
     lab = lab_of(scenario(pods=SET))
     change = scale(lab, "c1/web", 1)
     (gone,) = change.removed
-    assert [type(op).__name__ for op in change.ops] == ["OvsFlows", "OvsVsctl", "DelNetns"]
-    assert change.ops[1].commands == (("del-port", "br-int", gone.host_ifname),)
-    assert change.ops[2] == DelNetns(gone.netns)
-    assert not any(f"nw_dst={gone.ip}," in f for f in change.ops[0].flows)
+    remove = change.steps[-1]  # after kube-proxy's re-sync
+    assert [type(op).__name__ for op in remove] == ["OvsFlows", "OvsVsctl", "DelNetns"]
+    assert remove[1].commands == (("del-port", "br-int", gone.host_ifname),)
+    assert remove[2] == DelNetns(gone.netns)
+    assert not any(f"nw_dst={gone.ip}," in f for f in remove[0].flows)
 
 
 def test_scale_linux_bridge_is_plain_veths():
@@ -292,7 +304,7 @@ def test_scale_linux_bridge_is_plain_veths():
     change = scale(lab, "c1/web", 3)
     assert not [op for op in change.ops if isinstance(op, (OvsVsctl, OvsFlows))]
     assert SetLink(lab.cluster("c1").node("node-1").netns, change.added[0].host_ifname, master="cni0") in change.ops
-    assert [type(op).__name__ for op in scale(lab, "c1/web", 1).ops] == ["DelNetns"]
+    assert [type(op).__name__ for op in scale(lab, "c1/web", 1).steps[-1]] == ["DelNetns"]
 
 
 def test_node_addresses():
