@@ -41,22 +41,25 @@ def probe_link_kinds(kinds: Sequence[str]) -> tuple[bool, dict[str, bool]] | Non
     results: dict[str, bool] = {}
     try:
         with IPRoute(netns=name) as ipr:
-            parent = None
-            try:
-                ipr.link("add", ifname="cp-p0", kind="veth", peer="cp-p1")
-                parent = ipr.link_lookup(ifname="cp-p0")[0]
-                veth_ok = True
-            except Exception:
-                veth_ok = False
+            def new_veth(a: str, b: str) -> int | None:
+                try:
+                    ipr.link("add", ifname=a, kind="veth", peer=b)
+                    return ipr.link_lookup(ifname=a)[0]
+                except Exception:
+                    return None
+
+            veth_ok = new_veth("cp-v0", "cp-v1") is not None
             for i, kind in enumerate(kinds):
                 if kind == "veth":
                     results[kind] = veth_ok
                     continue
-                ifname = f"cp-k{i}"
                 kw: dict = {}
                 if kind == "vxlan":
                     kw = {"vxlan_id": 4242}
                 elif kind in ("macvlan", "ipvlan", "vlan"):
+                    # a parent of its own: a device that is already a macvlan lower
+                    # device refuses ipvlan (EBUSY), and the other way round
+                    parent = new_veth(f"cp-p{i}", f"cp-q{i}")
                     if parent is None:
                         continue  # cannot tell without a parent
                     kw = {"link": parent}
@@ -67,7 +70,7 @@ def probe_link_kinds(kinds: Sequence[str]) -> tuple[bool, dict[str, bool]] | Non
                     else:
                         kw["vlan_id"] = 42
                 try:
-                    ipr.link("add", ifname=ifname, kind=kind, **kw)
+                    ipr.link("add", ifname=f"cp-k{i}", kind=kind, **kw)
                     results[kind] = True
                 except Exception:
                     results[kind] = False
