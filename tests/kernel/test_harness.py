@@ -152,8 +152,11 @@ def test_run_passes_argv_without_a_shell(fake_vm, tmp_path):
 
 def test_run_timeout_kills_the_whole_vm(fake_vm, tmp_path):
     pidfile = tmp_path / "sleeper.pid"
-    res = vm.run(["sh", "-c", f"echo $$ > {pidfile}; exec sleep 60"], cwd=tmp_path,
-                 modules=[], timeout=3, output=lambda l: None, log=lambda m: None)
+    # long enough for the fake chain (two Python start-ups) to start the sleeper, also
+    # when this suite itself runs in the VM under TCG
+    limit = 30 if os.environ.get(vm.GUEST_ENV) == "1" else 5
+    res = vm.run(["sh", "-c", f"echo $$ > {pidfile}; exec sleep 600"], cwd=tmp_path,
+                 modules=[], timeout=limit, output=lambda l: None, log=lambda m: None)
     assert res.timed_out and res.returncode == 124
     pid = int(pidfile.read_text())
     assert _dead(pid), f"guest command {pid} survived the timeout"
