@@ -492,7 +492,8 @@ def ensure(names: Iterable[str], caps: Capabilities | None = None) -> Capabiliti
     if missing:
         raise CapabilityError(_missing_message(caps, missing))
     to_load = [n for n in names if caps.feature(n).status is Status.LOADABLE]
-    extras = [n for n in names if KERNEL_FEATURES[n].extra_modules]
+    extras = [n for n in names if any(not _module_loaded(m)
+                                      for m in KERNEL_FEATURES[n].extra_modules)]
     if not to_load and not extras:
         return caps
     from netlab.apply import kernelprobe
@@ -505,10 +506,15 @@ def ensure(names: Iterable[str], caps: Capabilities | None = None) -> Capabiliti
                 failed.append(f"{n} (modprobe {spec.module}: {err or 'failed'})")
                 continue
         for extra in spec.extra_modules:
-            kernelprobe.load_module(extra)  # best effort: the kernel autoloads them too
+            if not _module_loaded(extra):
+                kernelprobe.load_module(extra)  # best effort: the kernel autoloads them too
     if failed:
         raise CapabilityError("cannot load kernel feature(s): " + "; ".join(failed))
     return detect(probe=False, versions=False) if to_load else caps
+
+
+def _module_loaded(name: str) -> bool:
+    return os.path.isdir(f"/sys/module/{name.replace('-', '_')}")
 
 
 def _missing_message(caps: Capabilities, missing: Iterable[str]) -> str:

@@ -154,10 +154,21 @@ def test_ensure_loads_loadable_modules(monkeypatch):
     loaded = []
     monkeypatch.setattr(kernelprobe, "load_module", lambda m: (loaded.append(m) or (True, "")))
     monkeypatch.setattr(caps_mod, "detect", lambda **kw: make_caps())
+    monkeypatch.setattr(caps_mod, "_module_loaded", lambda m: False)
     caps = make_caps(ip_vs=Status.LOADABLE)
     out = caps_mod.ensure(["ip_vs", "veth"], caps)
     assert loaded == ["ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh"]
     assert out.ip_vs.present
+
+
+def test_ensure_skips_loaded_extras(monkeypatch):
+    from netlab.apply import kernelprobe
+    loaded = []
+    monkeypatch.setattr(kernelprobe, "load_module", lambda m: (loaded.append(m) or (True, "")))
+    monkeypatch.setattr(caps_mod, "_module_loaded", lambda m: True)
+    caps = make_caps()
+    assert caps_mod.ensure(["ip_vs"], caps) is caps
+    assert loaded == []
 
 
 def test_ensure_reports_modprobe_failure(monkeypatch):
