@@ -46,6 +46,9 @@ def fake_vm(tmp_path, monkeypatch):
     monkeypatch.setattr(vm, "find_vng", lambda: str(vng))
     monkeypatch.setattr(vm, "check_prerequisites", lambda: [])
     monkeypatch.setattr(vm, "kvm_usable", lambda: False)
+    real_guest_env = vm.guest_env   # the fake guest is this host: keep its HOME in tmp_path
+    monkeypatch.setattr(vm, "guest_env", lambda extra=None: {
+        **real_guest_env(extra), "HOME": str(tmp_path / "guest-home")})
     kernel = cache.CachedKernel("6.1.0-fake-amd64", tmp_path / "kroot", "linux-image-x", "1")
     monkeypatch.setattr(cache, "ensure", lambda **kw: kernel)
     return log
@@ -121,7 +124,7 @@ def test_guest_env(monkeypatch):
     assert env[vm.GUEST_ENV] == "1"
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     assert env["NETLAB_SOMETHING"] == "x" and "NETLAB_VM_TIMEOUT" not in env
-    assert env["EXTRA"] == "1" and env["HOME"].startswith("/tmp/")
+    assert env["EXTRA"] == "1" and env["HOME"] == "/tmp/netlab-vm-home"
 
 
 def test_run_streams_output_and_propagates_exit_code(fake_vm, tmp_path):
