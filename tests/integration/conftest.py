@@ -55,8 +55,3 @@ def lab():
         leftovers = [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]
         assert not leftovers, f"namespaces left behind: {leftovers}"
 
-
-def pytest_configure(config):
-    # Until the kernel-tier harness (tests/kernel/) registers it for the whole suite.
-    config.addinivalue_line("markers", "kernel(feature): needs a kernel feature the host tier may lack "
-                                       "(runs in the kernel-tier VM)")
