@@ -66,6 +66,7 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] = froze
             proxy_mode=spec.proxy_mode, mtu=alloc.mtu, nodes=alloc.nodes, pods=alloc.pods,
             pod_sets=pod_sets, services=resolve_services(spec, ("clusters", ci), ctx)))
 
+    _check_proxy_modes(scenario, ctx)
     _check_route_quota(scenario, vpc, ctx)
     hosts = [_attach(scenario, ("hosts", hi), h.subnet, h.ip, vpc, pools, ctx, owner=h.name,
                      make=lambda att, h=h: HostInfo(name=h.name, netns=naming.netns(scenario.name, h.name),
@@ -205,6 +206,20 @@ def _check_pod_nodes(spec: Cluster, ci: int, ctx: Context) -> None:
                 raise ctx.error(("clusters", ci, "pods", pi, "node"),
                                 f"unknown node '{name}'; nodes of cluster '{spec.name}': "
                                 + ", ".join(n.name for n in spec.nodes))
+
+
+# What each kube-proxy mode needs from the kernel beyond netfilter.
+PROXY_MODE_FEATURES = {"iptables": (), "nftables": (), "ipvs": ("ip_vs", "dummy")}
+
+
+def _check_proxy_modes(s: Scenario, ctx: Context) -> None:
+    for ci, c in enumerate(s.clusters):
+        missing = [f for f in PROXY_MODE_FEATURES[c.proxy_mode] if f not in ctx.features]
+        if missing:
+            raise ctx.error(("clusters", ci, "proxy_mode"),
+                            f"proxy_mode {c.proxy_mode} needs {' and '.join(missing)}, which this kernel "
+                            "lacks (see `netlab doctor`); use iptables or nftables here, or run the lab "
+                            "in the kernel tier (a VM with Debian's stock kernel: `make test-kernel`, Vagrant)")
 
 
 def _check_route_quota(s: Scenario, vpc: VpcInfo, ctx: Context) -> None:
