@@ -6,27 +6,37 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# Debian packages the lab drives (datapaths, rule loaders, probes) and the kernel tier uses.
+.DEFAULT_GOAL := help
+include mk/kernel.mk
+
+# Debian packages the lab drives (datapaths, rule loaders, probes), plus the kernel tier's
+# (a VM with Debian's stock kernel for IPVS, the OVS kernel datapath, ipvlan, netem).
 APT_PACKAGES := iproute2 iptables nftables ipset nfacct conntrack openvswitch-switch ipvsadm \
                 ethtool tcpdump iputils-ping iperf3 kmod procps util-linux \
-                python3 python3-venv python3-pip
+                python3 python3-venv python3-pip $(KERNEL_APT_PACKAGES)
 
-.PHONY: setup apt venv demo test test-unit test-integration bench bench-tunnel clean help
+.PHONY: setup apt venv demo test test-unit bench bench-tunnel clean help
 
 help:
 	@echo "sudo make demo   set up, then build the overview lab, check it and print the report"
 	@echo "sudo make test   set up, then run the test suite"
 	@echo "make bench       time up/check/down of the 200-pod lab"
+	@echo "make test-kernel the whole suite inside a VM with Debian's stock kernel"
 	@echo "make bench-tunnel  10x10 tunnel lab up/down; pod-to-pod TCP tunnel vs VPC (iperf3)"
 
-setup: apt venv
+setup: apt venv kernel-cache
 
+# Installs only what is missing; refreshes the package lists when there are none (the
+# kernel tier fetches Debian's kernel package with apt-get download).
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ] || ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then \
+	    apt-get update -q; \
+	fi; \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:" $$missing; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
 venv: $(STAMP)

@@ -30,7 +30,7 @@ KERNEL_APT_PACKAGES := qemu-system-x86 busybox-static udev kmod iproute2 iputils
 .PHONY: kernel-cache test-kernel kernel-apt kernel-clean
 
 kernel-cache:
-	NETLAB_KERNEL_CACHE=$(abspath $(KERNEL_CACHE)) $(PY) -m tests.kernel.cache
+	NETLAB_KERNEL_CACHE=$(abspath $(KERNEL_CACHE)) $(PY) -m tests.kernel.cache --if-needed
 
 test-kernel: kernel-cache
 	NETLAB_KERNEL_CACHE=$(abspath $(KERNEL_CACHE)) $(PY) -m pytest --kernel-tier=all \

@@ -92,6 +92,8 @@ KERNEL_FEATURES: dict[str, FeatureSpec] = {s.name: s for s in (
     FeatureSpec("nf_conntrack", "NF_CONNTRACK", "nf_conntrack", "connection tracking"),
     FeatureSpec("nf_nat", "NF_NAT", "nf_nat", "NAT (SNAT/DNAT/masquerade)"),
     FeatureSpec("ip_set", "IP_SET", "ip_set", "ipset"),
+    FeatureSpec("nfacct", "NETFILTER_XT_MATCH_NFACCT", "xt_nfacct",
+                "nfacct counters (kube-proxy's -m nfacct matches)", extra_modules=("nfnetlink_acct",)),
     FeatureSpec("br_netfilter", "BRIDGE_NETFILTER", "br_netfilter",
                 "netfilter on bridged traffic"),
 )}
@@ -152,6 +154,7 @@ class Capabilities:
     nf_conntrack: Feature
     nf_nat: Feature
     ip_set: Feature
+    nfacct: Feature
     br_netfilter: Feature
     tools: Mapping[str, str] = field(default_factory=dict)
     iptables_backend: str | None = None   # "nf_tables" | "legacy" | None (no iptables)

@@ -30,8 +30,16 @@ def _require_root(command: str) -> None:
                            f"run it with sudo")
 
 
+def _features() -> frozenset[str]:
+    """The kernel features this machine can use (netlab.capabilities names)."""
+    from netlab.capabilities import detect
+
+    caps = detect(versions=False)
+    return frozenset(name for name, feature in caps.features.items() if feature.usable)
+
+
 def _load(file: str | None, name: str | None = None):
-    """Scenario file (or the built-in default) → resolved Lab."""
+    """Scenario file (or the built-in default) → resolved Lab, for this machine's kernel."""
     from netlab.lab.resolve import resolve
     from netlab.scenario import loader
 
@@ -47,7 +55,7 @@ def _load(file: str | None, name: str | None = None):
             raise UserError(f"--name: '{name}' is not a valid lab name (lowercase letters, digits "
                             "and '-', at most 24 characters)") from None
         scenario = scenario.model_copy(update={"name": name})
-    return resolve(scenario, source)
+    return resolve(scenario, source, _features())
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -77,6 +85,14 @@ def validate(file: str) -> None:
     """Check a scenario file without building anything."""
     lab = _load(file)
     console.print(f"{file}: ok — lab {lab.name}: {_counts(lab)}", highlight=False)
+
+
+@cli.command()
+def doctor() -> None:
+    """What this kernel and host offer, and which datapaths labs will use."""
+    from netlab.capabilities import detect, format_report
+
+    click.echo(format_report(detect()))
 
 
 @cli.command()

@@ -68,6 +68,7 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] = froze
             pod_sets=pod_sets, services=resolve_services(spec, ("clusters", ci), ctx),
             tunnel=alloc.tunnel))
 
+    _check_proxy_modes(scenario, ctx)
     _check_route_quota(scenario, vpc, ctx)
     hosts = [_attach(scenario, ("hosts", hi), h.subnet, h.ip, vpc, pools, ctx, owner=h.name,
                      make=lambda att, h=h: HostInfo(name=h.name, netns=naming.netns(scenario.name, h.name),
@@ -215,6 +216,20 @@ def _check_model_fields(spec: Cluster, ci: int, ctx: Context) -> None:
             raise ctx.error(("clusters", ci, name),
                             f"'{name}' applies to model: {' or '.join(models_)} only, and cluster "
                             f"'{spec.name}' is model: {spec.model}; remove it")
+
+
+# What each kube-proxy mode needs from the kernel beyond netfilter.
+PROXY_MODE_FEATURES = {"iptables": (), "nftables": (), "ipvs": ("ip_vs", "dummy")}
+
+
+def _check_proxy_modes(s: Scenario, ctx: Context) -> None:
+    for ci, c in enumerate(s.clusters):
+        missing = [f for f in PROXY_MODE_FEATURES[c.proxy_mode] if f not in ctx.features]
+        if missing:
+            raise ctx.error(("clusters", ci, "proxy_mode"),
+                            f"proxy_mode {c.proxy_mode} needs {' and '.join(missing)}, which this kernel "
+                            "lacks (see `netlab doctor`); use iptables or nftables here, or run the lab "
+                            "in the kernel tier (a VM with Debian's stock kernel: `make test-kernel`, Vagrant)")
 
 
 def _check_route_quota(s: Scenario, vpc: VpcInfo, ctx: Context) -> None:

@@ -160,10 +160,16 @@ class Runner:
         for sn in sniffers.values():
             sn.start(loop)
         gate = asyncio.Semaphore(CONCURRENCY)
+        # Checks that count answers from one target take turns: interleaved in lockstep,
+        # two clients of a round-robin IPVS service would each see only every other backend.
+        turns: dict[tuple, asyncio.Lock] = {}
 
         async def one(spec: CheckSpec) -> Result:
             async with gate:
-                return await self.probe(spec)
+                if spec.count == 1:
+                    return await self.probe(spec)
+                async with turns.setdefault((spec.dst_ip, spec.port, spec.proto), asyncio.Lock()):
+                    return await self.probe(spec)
 
         results = await asyncio.gather(*(one(s) for s in specs))
         await asyncio.sleep(0.02)  # frames still in flight on the veths
@@ -216,7 +222,7 @@ class Runner:
     async def _udp(self, spec: CheckSpec, result: Result) -> None:
         loop = asyncio.get_running_loop()
         with self.spaces.socket(spec.src_netns, socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("0.0.0.0", 0))
+            _bind_fresh_port(sock)
             result.sport = sock.getsockname()[1]
             sock.connect((str(spec.dst_ip), spec.port))
             await loop.sock_sendall(sock, PROBE_LINE)
@@ -287,6 +293,22 @@ class Runner:
                     return
 
 
+_udp_ports = itertools.count((os.getpid() * 7919) % 20000)
+
+
+def _bind_fresh_port(sock: socket.socket) -> None:
+    """A UDP source port not used by the previous probes: each probe is a new flow for
+    conntrack and IPVS (a kernel may hand the same ephemeral port out again, and a reused
+    port rides the previous flow's NAT entry to the same backend)."""
+    for _ in range(100):
+        try:
+            sock.bind(("0.0.0.0", 40000 + next(_udp_ports) % 20000))
+            return
+        except OSError:
+            continue
+    sock.bind(("0.0.0.0", 0))
+
+
 async def _read_all(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
     data = b""
     while True:
@@ -300,6 +322,11 @@ def _syn_answer(reply, sport: int, spec: CheckSpec) -> tuple[str, str] | None:
     if TCP in reply and reply[TCP].dport == sport:
         flags = reply[TCP].flags
         if flags.S and flags.A:
+            if (reply.src, reply[TCP].sport) != (str(spec.dst_ip), spec.port):
+                # The reply bypassed the NAT that rewrote the request (an asymmetric path):
+                # a real client's stack finds no connection for it and drops it.
+                return "drop", (f"SYN-ACK came back from {reply.src}:{reply[TCP].sport}, not from "
+                                f"{spec.dst_ip}:{spec.port}: un-NATed reply, a real client drops it")
             return "reached", f"SYN-ACK from {reply.src}:{reply[TCP].sport}"
         if flags.R:
             return "reject", f"rejected: TCP RST from {reply.src}"

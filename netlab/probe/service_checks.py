@@ -10,6 +10,7 @@ without endpoints is rejected: the crafted SYN draws an ICMP port unreachable.
 
 from __future__ import annotations
 
+import math
 from ipaddress import IPv4Address
 
 from netlab import models
@@ -17,7 +18,8 @@ from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, ServiceInfo
 from netlab.lab.services import selected, target_port
 from netlab.probe.checks import CheckSpec
 
-MAX_CONNECTIONS = 40
+MAX_CONNECTIONS = 150
+MAX_SPREAD_ENDPOINTS = 10  # beyond this, "every endpoint answers" would need too many connections
 
 
 def _endpoints(info: ServiceInfo, cluster: ClusterInfo, port_index: int) -> list[PodInfo]:
@@ -31,8 +33,17 @@ def _display(cluster: ClusterInfo, info: ServiceInfo) -> str:
 
 
 def _connections(n: int) -> int:
-    # Enough that a uniform random choice misses an endpoint with probability < 1e-4.
-    return 1 if n <= 1 else min(MAX_CONNECTIONS, max(12, 8 * n))
+    """Enough connections that a uniform random choice among n endpoints leaves one out with
+    probability below one in a million: n·(1 − 1/n)^c < 1e-6."""
+    if n <= 1:
+        return 1
+    return min(MAX_CONNECTIONS, math.ceil(math.log(1e-6 / n) / math.log(1 - 1 / n)))
+
+
+def _spread(affinity: bool, n: int) -> str | None:
+    if affinity:
+        return "one"
+    return "all" if n <= MAX_SPREAD_ENDPOINTS else None
 
 
 def _node_addresses(cluster: ClusterInfo, node: NodeInfo) -> tuple[IPv4Address, ...]:
@@ -68,13 +79,13 @@ def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
                 name=f"pod→ClusterIP: {cluster.name}/{pod.name} → {svc}", src=f"{cluster.name}/{pod.name}",
                 src_netns=pod.netns, src_ip=pod.ip, proto=proto, count=_connections(len(allowed)),
                 allowed_backends=tuple(f"{cluster.name}/{e.name}" for e in allowed),
-                spread="one" if affinity else "all", allowed_sources=(pod.ip,), **base))
+                spread=_spread(affinity, len(allowed)), allowed_sources=(pod.ip,), **base))
         node = cluster.nodes[0]
         out.append(CheckSpec(
             name=f"node→ClusterIP: {cluster.name}/{node.name} → {svc}", src=f"{cluster.name}/{node.name}",
             src_netns=node.netns, src_ip=node.eth0.ip, proto=proto, count=_connections(len(eps)),
             allowed_backends=tuple(f"{cluster.name}/{e.name}" for e in eps),
-            spread="one" if affinity else "all", allowed_sources=_node_addresses(cluster, node), **base))
+            spread=_spread(affinity, len(eps)), allowed_sources=_node_addresses(cluster, node), **base))
         for host in lab.hosts[:1]:
             out.append(CheckSpec(
                 name=f"VPC host→ClusterIP (outside the cluster): {host.name} → {svc}", src=host.name,
@@ -91,6 +102,9 @@ def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
                 if local and not on_node:
                     out.append(CheckSpec(name=name, src=host.name, src_netns=host.netns, src_ip=host.eth0.ip,
                                          proto="syn" if proto == "tcp" else proto, expect="blocked",
+                                         # iptables/nftables DROP it; IPVS forwards it to a remote
+                                         # endpoint without SNAT (kube-proxy PR 97081), whose reply
+                                         # comes back un-NATed and is dropped by the client.
                                          blocked_by="drop" if proto == "tcp" else None, **target))
                     continue
                 allowed = on_node if local else eps
@@ -98,6 +112,6 @@ def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
                     name=name, src=host.name, src_netns=host.netns, src_ip=host.eth0.ip, proto=proto,
                     count=_connections(len(allowed)) if not affinity else 4,
                     allowed_backends=tuple(f"{cluster.name}/{e.name}" for e in allowed),
-                    spread="one" if affinity else "all",
+                    spread=_spread(affinity, len(allowed)),
                     allowed_sources=(host.eth0.ip,) if local else _node_addresses(cluster, node), **target))
     return out

@@ -220,16 +220,6 @@ def test_nftables_ipv6_transaction_loads(netns):
 
 # --- ipvs -------------------------------------------------------------------------------
 
-def _ipvs_match_supported(ns: Netns) -> bool:
-    ns.run("iptables", "-t", "filter", "-N", "NL-PROBE")
-    try:
-        return ns.ok("iptables", "-t", "filter", "-A", "NL-PROBE", "-m", "ipvs", "--vaddr",
-                     "192.0.2.1", "-j", "RETURN")
-    finally:
-        ns.run("iptables", "-t", "filter", "-F", "NL-PROBE")
-        ns.run("iptables", "-t", "filter", "-X", "NL-PROBE")
-
-
 def _load_ipvs(ns: Netns, rs) -> None:
     ns.run("ipset", "restore", "-exist", stdin=rs.ipset_restore_input())
     ns.run("iptables-restore", "--noflush", "--counters", stdin=rs.jump_rules_restore_input())
@@ -257,10 +247,10 @@ def test_ipvs_ipsets_iptables_and_dummy_addresses_load(netns):
     assert _rule_counts(saved) == _rule_counts(rs.iptables_restore_input())
 
 
+@pytest.mark.kernel("dummy")
 def test_ipvs_dummy_device_addresses(netns):
     rs = render_ipvs(_ipvs_services(False), _slices(), env(nfacct=False, node_ips=("192.168.0.2",)))
-    if not netns.ok("ip", "link", "add", rs.dummy_device, "type", "dummy"):
-        pytest.skip("kernel lacks the dummy link type (kube-ipvs0 is a dummy device)")
+    netns.run("ip", "link", "add", rs.dummy_device, "type", "dummy")
     for cidr in rs.dummy_addresses():
         netns.run("ip", "addr", "add", cidr, "dev", rs.dummy_device)
     addrs = netns.run("ip", "-o", "addr", "show", "dev", rs.dummy_device)
@@ -268,11 +258,10 @@ def test_ipvs_dummy_device_addresses(netns):
         assert f" {cidr} " in addrs
 
 
+@pytest.mark.kernel("ip_vs")  # the -m ipvs match of KUBE-IPVS-OUT-FILTER is xt_ipvs
 def test_ipvs_source_ranges_need_xt_ipvs(netns):
     rs = render_ipvs(_ipvs_services(True), _slices(), env(nfacct=False, node_ips=("10.9.9.9",)))
     assert any("-m ipvs" in line for line in rs.filter_lines)
-    if not _ipvs_match_supported(netns):
-        pytest.skip("kernel lacks xt_ipvs (the -m ipvs match of KUBE-IPVS-OUT-FILTER)")
     _load_ipvs(netns, rs)
     assert "-m ipvs" in netns.run("iptables-save", "-t", "filter")
 

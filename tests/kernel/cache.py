@@ -253,12 +253,26 @@ def _prune(base: Path, keep: str, log=print) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+# What the kernel-tier tests need beyond the development machines' kernel.
+KERNEL_TIER_FEATURES = ("openvswitch", "ip_vs", "ipvlan", "netem", "vlan", "dummy")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.kernel.cache", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--print", action="store_true",
                     help="print the cached kernel image path (fetching it if needed)")
+    ap.add_argument("--if-needed", action="store_true",
+                    help="do nothing when this host's kernel already offers every kernel-tier feature")
     args = ap.parse_args(argv)
+    if args.if_needed and not args.print:
+        from netlab.capabilities import detect
+
+        missing = detect(versions=False).missing(KERNEL_TIER_FEATURES)
+        if not missing:
+            print("kernel cache: this kernel has " + ", ".join(KERNEL_TIER_FEATURES) + "; no VM kernel needed")
+            return 0
+        print(f"kernel cache: this kernel lacks {', '.join(missing)}; the kernel tier will run them in a VM")
     try:
         k = ensure(log=(lambda m: print(m, file=sys.stderr)) if args.print else print)
     except KernelCacheError as exc:
