@@ -267,6 +267,56 @@ def scale(lab: str, pod_set: str, replicas: int) -> None:
 
 @cli.command()
 @click.argument("lab")
+@click.argument("link", metavar="OBJECT:IFNAME")
+@click.option("--delay", help="e.g. 20ms")
+@click.option("--jitter", help="e.g. 5ms (needs --delay)")
+@click.option("--loss", help="e.g. 1%")
+@click.option("--rate", help="e.g. 100mbit")
+@click.option("--clear", is_flag=True, help="remove the impairment from this link")
+def impair(lab: str, link: str, delay, jitter, loss, rate, clear: bool) -> None:
+    """Impair a link of a running lab with tc netem (egress of OBJECT's IFNAME).
+
+    Example: netlab impair vpc-basic c1/node-1:eth0 --delay 20ms --loss 1%
+    `netlab check` then measures the delay across that link.
+    """
+    from pydantic import ValidationError
+
+    from netlab.apply import executor
+    from netlab.lab import impair as impair_mod
+    from netlab.plan import Netem
+    from netlab.scenario.schema import Impairment
+
+    _require_root("impair")
+    old = _read_lab(lab)
+    kept = [i for i in old.impairments if i.link != link]
+    if clear:
+        gone = [i for i in old.impairments if i.link == link]
+        if not gone:
+            raise UserError(f"{link} is not impaired; impaired links: "
+                            + (", ".join(i.link for i in old.impairments) or "none"))
+        ops = [Netem(gone[0].netns, gone[0].ifname, ())]
+        new = old.model_copy(update={"impairments": kept})
+    else:
+        try:
+            spec = Impairment(link=link, delay=delay, jitter=jitter, loss=loss, rate=rate)
+            info = impair_mod.resolve_one(old, spec)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise UserError(f"--{err['loc'][0]}: {err['input']!r} is not valid; "
+                            "examples: --delay 20ms --jitter 5ms --loss 1% --rate 100mbit") from None
+        except impair_mod.ImpairError as e:
+            raise UserError(str(e)) from None
+        if "netem" not in _features():
+            raise UserError("tc netem (sch_netem) is missing from this kernel (see `netlab doctor`); "
+                            "run the lab in the kernel tier")
+        ops = [Netem(info.netns, info.ifname, tuple(info.netem_args()))]
+        new = old.model_copy(update={"impairments": kept + [info]})
+    executor.change(old, new, [ops])
+    console.print(f"{link}: {ops[0]}", highlight=False)
+
+
+@cli.command()
+@click.argument("lab")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON report")
 @click.option("--junit", type=click.Path(dir_okay=False, writable=True), help="also write JUnit XML here")
 @click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each answer")

@@ -183,6 +183,19 @@ class NfacctAdd(Op):
 
 
 @dataclass(frozen=True)
+class Netem(Op):
+    """tc netem as the root qdisc of an interface (egress); no args removes it."""
+
+    ifname: str
+    args: tuple[str, ...]
+
+    def __str__(self) -> str:
+        if not self.args:
+            return f"ip netns exec {self.netns} tc qdisc del dev {self.ifname} root"
+        return f"ip netns exec {self.netns} tc qdisc replace dev {self.ifname} root netem {' '.join(self.args)}"
+
+
+@dataclass(frozen=True)
 class LoadModule(Op):
     """A kernel module a datapath needs (kernel state is global; netns says who asked)."""
 
@@ -340,6 +353,7 @@ def build(lab: Lab) -> Plan:
         plan.ops += proxy.cluster_ops(lab, cluster)
     plan.ops += vpc.host_ops(lab)
     plan.ops += vpc.route_ops(lab)
+    plan.ops += [Netem(i.netns, i.ifname, tuple(i.netem_args())) for i in lab.impairments]
     # One agent per lab serves every pod's and host's ports (netlab.probe.agent).
     plan.ops.append(StartProcess(lab.vpc.netns, name="agent", argv=("netlab-agent", lab.name),
                                  ready_file="agent.ready"))

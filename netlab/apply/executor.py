@@ -15,14 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netlab import linux
-from netlab.apply import ipvs, netfilter, processes
+from netlab.apply import ipvs, netfilter, processes, tc
 from netlab.apply.netlink import Netlink, describe
 from netlab.apply.state import StateDir, list_labs
 from netlab.errors import ApplyError, LabStateError
 from netlab.lab import naming
 from netlab.lab.model import Lab
 from netlab.plan import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelNetns, IpsetRestore,
-                         IptablesRestore, IpvsRestore, LoadModule, NfacctAdd, NftApply, Op, Plan, SetLink,
+                         IptablesRestore, IpvsRestore, LoadModule, Netem, NfacctAdd, NftApply, Op, Plan, SetLink,
                          StartProcess, Sysctl)
 
 
@@ -61,6 +61,7 @@ HANDLERS: dict[type, Callable[[Context, Op], None]] = {
     NfacctAdd: lambda ctx, op: netfilter.nfacct_add(op),
     IpvsRestore: lambda ctx, op: ipvs.ipvs_restore(op),
     LoadModule: lambda ctx, op: ipvs.load_module(op),
+    Netem: lambda ctx, op: tc.netem(op),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 
-from netlab.apply.netfilter import run
+from netlab.apply.processes import run_checked as run
 from netlab.errors import ApplyError
 from netlab.plan import IpvsRestore, LoadModule
 

@@ -7,22 +7,8 @@ inside the namespace with `ip netns exec`, the text on stdin (never a shell).
 
 from __future__ import annotations
 
-import subprocess
-
-from netlab.apply import processes
-from netlab.errors import ApplyError
+from netlab.apply.processes import run_checked as run
 from netlab.plan import IpsetRestore, IptablesRestore, NfacctAdd, NftApply
-
-
-def run(netns: str, argv: list[str], text: str | None = None) -> str:
-    try:
-        done = subprocess.run(processes.in_netns(netns, argv), input=text, text=True,
-                              capture_output=True, timeout=120)
-    except FileNotFoundError:
-        raise ApplyError(f"{argv[0]} is not installed (run `make setup`)") from None
-    if done.returncode != 0:
-        raise ApplyError(f"{' '.join(argv)} in {netns} failed: {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout
 
 
 def iptables_restore(op: IptablesRestore) -> None:

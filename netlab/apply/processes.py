@@ -125,6 +125,17 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def run_checked(netns: str, argv: Sequence[str], text: str | None = None) -> str:
+    """Run a tool inside a lab namespace (input on stdin); its stdout, or ApplyError."""
+    try:
+        done = subprocess.run(in_netns(netns, argv), input=text, text=True, capture_output=True, timeout=120)
+    except FileNotFoundError:
+        raise ApplyError(f"{argv[0]} is not installed (run `make setup`)") from None
+    if done.returncode != 0:
+        raise ApplyError(f"{' '.join(argv)} in {netns} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
 def run_in(netns: str, argv: Sequence[str]) -> int:
     """Run a user's command inside a lab namespace, attached to this terminal."""
     try:

@@ -139,6 +139,40 @@ class ClusterInfo(Resolved):
         return [p for p in self.pods if p.node == node]
 
 
+class ImpairmentInfo(Resolved):
+    """tc netem on one interface, and the neighbour across that link (for the delay check)."""
+
+    link: str  # as the user wrote it: OBJECT:IFNAME
+    netns: str
+    ifname: str
+    peer: IPv4Address  # the address at the other end of the link
+    delay: str | None = None
+    jitter: str | None = None
+    loss: str | None = None
+    rate: str | None = None
+
+    def netem_args(self) -> list[str]:
+        args: list[str] = []
+        if self.delay:
+            args += ["delay", self.delay] + ([self.jitter] if self.jitter else [])
+        if self.loss:
+            args += ["loss", self.loss]
+        if self.rate:
+            args += ["rate", self.rate]
+        return args
+
+    @property
+    def delay_ms(self) -> float:
+        return duration_ms(self.delay) if self.delay else 0.0
+
+
+def duration_ms(text: str) -> float:
+    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    raise ValueError(text)
+
+
 class Lab(Resolved):
     name: str
     description: str = ""
@@ -151,6 +185,7 @@ class Lab(Resolved):
     hosts: list[HostInfo]
     clusters: list[ClusterInfo]
     checks: list[Check]
+    impairments: list[ImpairmentInfo] = Field(default_factory=list)
 
     def cluster(self, name: str) -> ClusterInfo:
         return next(c for c in self.clusters if c.name == name)

@@ -12,7 +12,7 @@ from ipaddress import IPv4Interface, IPv4Network
 
 from netlab import models
 from netlab.errors import ScenarioError
-from netlab.lab import ipam, naming, pods, refs
+from netlab.lab import impair, ipam, naming, pods, refs
 from netlab.lab.model import (Attachment, ClusterInfo, HostInfo, Lab, NodeInfo, PodSetInfo, SubnetInfo,
                               VpcInfo)
 from netlab.lab.services import resolve_services
@@ -78,7 +78,23 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] = froze
               features=sorted(features), underlay_mtu=ctx.underlay_mtu, vpc=vpc, hosts=hosts, clusters=clusters,
               checks=scenario.checks)
     _check_refs(lab, ctx)
+    lab.impairments = _impairments(scenario, lab, ctx)
     return lab
+
+
+def _impairments(s: Scenario, lab: Lab, ctx: Context) -> list:
+    out = []
+    for i, spec in enumerate(s.impair):
+        if "netem" not in ctx.features:
+            raise ctx.error(("impair", i), "link impairment needs tc netem (sch_netem), which this kernel "
+                                           "lacks (see `netlab doctor`); run the lab in the kernel tier")
+        try:
+            out.append(impair.resolve_one(lab, spec))
+        except impair.ImpairError as e:
+            raise ctx.error(("impair", i, "link"), str(e)) from None
+        if any(o.link == spec.link for o in out[:-1]):
+            raise ctx.error(("impair", i, "link"), f"{spec.link} is impaired twice; merge the entries")
+    return out
 
 
 def _check_unique_names(s: Scenario, ctx: Context) -> None:

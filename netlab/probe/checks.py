@@ -45,6 +45,7 @@ class CheckSpec:
     spread: str | None = None  # "all": every allowed backend answers; "one": one answers all
     allowed_sources: tuple[IPv4Address, ...] = ()
     blocked_by: str | None = None  # "reject" (ICMP unreachable or RST) | "drop" (silence)
+    min_rtt_ms: float | None = None  # ICMP: every round trip must take at least this long
     size: int | None = None  # ICMP only: the IP packet's total length, sent with DF set
 
 
@@ -168,10 +169,23 @@ def _explicit_sniff(lab: Lab, src: refs.Target) -> dict:
     return {"sniff": _underlay(node), "sniff_label": f"{node.name} eth0"}
 
 
+def impairment_checks(lab: Lab) -> list[CheckSpec]:
+    """netem's delay, measured: pings across the impaired link must take at least that long."""
+    out = []
+    for i in lab.impairments:
+        if not i.delay:
+            continue
+        obj = i.link.rpartition(":")[0]
+        out.append(CheckSpec(name=f"netem delay {i.delay}: {i.link} → {i.peer}", src=obj, src_netns=i.netns,
+                             src_ip=i.peer, dst=str(i.peer), dst_ip=i.peer, port=None, proto="icmp",
+                             count=5, min_rtt_ms=i.delay_ms))
+    return out
+
+
 def matrix(lab: Lab) -> list[CheckSpec]:
     from netlab.probe.service_checks import service_matrix
 
     out = []
     for cluster in lab.clusters:
         out += cluster_matrix(lab, cluster) + service_matrix(lab, cluster)
-    return out + explicit(lab)
+    return out + impairment_checks(lab) + explicit(lab)

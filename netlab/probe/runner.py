@@ -44,6 +44,7 @@ class Result:
     sport: int | None = None
     icmp_id: int | None = None
     backends: list[str] = field(default_factory=list)  # one per answered connection
+    rtts: list[float] = field(default_factory=list)  # ICMP round trips, milliseconds
     sources: list[str] = field(default_factory=list)
     refusal: str | None = None  # "reject" or "drop" when not reached
     problems: list[str] = field(default_factory=list)
@@ -274,8 +275,9 @@ class Runner:
         with self.spaces.socket(spec.src_netns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
             if spec.size:
                 sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+            sent = time.monotonic()
             await loop.sock_sendto(sock, request, (str(spec.dst_ip), 0))
-            deadline = time.monotonic() + self.timeout
+            deadline = sent + self.timeout + (spec.min_rtt_ms or 0) / 1000
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -285,8 +287,11 @@ class Runner:
                 icmp = reply[ICMP]
                 if icmp.type == 0 and icmp.id == ident and reply.src == str(spec.dst_ip):
                     result.reached = True
-                    result.backend = None
+                    result.rtts.append((time.monotonic() - sent) * 1000)
                     result.detail = f"echo reply from {reply.src} (ttl {reply.ttl})"
+                    if len(result.rtts) > 1:
+                        result.detail += (f"; {len(result.rtts)} round trips: min {min(result.rtts):.1f} ms, "
+                                          f"max {max(result.rtts):.1f} ms")
                     return
                 if icmp.type == 3 and bytes(icmp.payload)[24:26] == ident.to_bytes(2, "big"):
                     result.detail = f"ICMP destination unreachable (code {icmp.code}) from {reply.src}"
@@ -372,6 +377,8 @@ def _judge_answers(result: Result) -> None:
                                f"in {len(result.backends)} connections")
     if spec.spread == "one" and len(backends) > 1:
         result.problems.append(f"session affinity broken: {len(backends)} backends answered")
+    if spec.min_rtt_ms and result.rtts and min(result.rtts) < spec.min_rtt_ms:
+        result.problems.append(f"fastest round trip {min(result.rtts):.1f} ms, below the {spec.min_rtt_ms:g} ms delay set")
 
 
 def _classify(result: Result, sniffer: Sniffer) -> None:

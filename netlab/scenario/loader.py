@@ -88,6 +88,11 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
     return _to_python(node, (), source, _Constructor()), source
 
 
+# Fields whose values carry a unit, and what a valid one looks like.
+UNIT_HINTS = {"delay": "a duration such as 20ms", "jitter": "a duration such as 5ms",
+              "loss": "a percentage such as 1%", "rate": "a rate such as 100mbit"}
+
+
 def _describe(err: dict, data: Any) -> str:
     kind = err["type"]
     loc = err["loc"]
@@ -97,6 +102,8 @@ def _describe(err: dict, data: Any) -> str:
         return "required field is missing"
     if kind in ("literal_error", "enum"):
         return f"{_input(err)} is not valid; {err['msg'].replace('Input should be', 'expected')}"
+    if kind in ("string_pattern_mismatch", "string_type") and loc and loc[-1] in UNIT_HINTS:
+        return f"{_input(err)} is not {UNIT_HINTS[loc[-1]]}"
     if kind == "string_pattern_mismatch":
         return (f"{_input(err)} is not a valid name; use lowercase letters, digits and '-', "
                 "starting and ending with a letter or digit")

@@ -155,12 +155,28 @@ class Check(Strict):
         default=None, description="the source address (or object) the server must see")
 
 
+Duration = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(us|ms|s)$")]
+Percent = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?%$")]
+Rate = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(bit|kbit|mbit|gbit)$")]
+
+
+class Impairment(Strict):
+    """tc netem on the egress of one interface of a lab object (needs the netem module)."""
+
+    link: str = Field(description="OBJECT:IFNAME, e.g. c1/node-1:eth0, ecs-1:eth0, vpc:v-c1-node-1")
+    delay: Duration | None = Field(default=None, description="e.g. 20ms")
+    jitter: Duration | None = Field(default=None, description="needs delay; e.g. 5ms")
+    loss: Percent | None = Field(default=None, description="e.g. 1%")
+    rate: Rate | None = Field(default=None, description="e.g. 100mbit")
+
+
 class Scenario(Strict):
     name: LabName
     description: str = ""
     vpc: Vpc = Field(default_factory=Vpc)
     hosts: list[Host] = Field(default_factory=list)
     clusters: list[Cluster] = Field(default_factory=list)
+    impair: list[Impairment] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)
 
 
