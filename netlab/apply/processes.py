@@ -42,7 +42,7 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def start(state: StateDir, op: StartProcess, *, timeout: float = 15.0) -> int:
+def start(state: StateDir, op: StartProcess, *, timeout: float = 60.0) -> int:
     argv = in_netns(op.netns, expand(op.argv))
     log = open(state.logfile(op.name), "ab")
     try:

@@ -15,6 +15,7 @@ import itertools
 from collections import Counter
 import json
 import os
+import random
 import socket
 import time
 from dataclasses import dataclass, field
@@ -236,8 +237,9 @@ class Runner:
         loop = asyncio.get_running_loop()
         sport = 40000 + next(_icmp_ids) % 20000
         result.sport = sport
+        isn = random.getrandbits(32)
         syn = bytes(IP(src=str(spec.src_ip), dst=str(spec.dst_ip)) /
-                    TCP(sport=sport, dport=spec.port, flags="S", seq=0x6E65746C))
+                    TCP(sport=sport, dport=spec.port, flags="S", seq=isn))
         tcp = self.spaces.socket(spec.src_netns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
         icmp = self.spaces.socket(spec.src_netns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         with tcp, icmp:
@@ -250,7 +252,7 @@ class Runner:
                     done, _ = await asyncio.wait(reading, timeout=left, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
                         sock = reading.pop(task)
-                        verdict = _syn_answer(IP(task.result()), sport, spec)
+                        verdict = _syn_answer(IP(task.result()), sport, isn, spec)
                         if verdict:
                             kind, result.detail = verdict
                             if kind == "reached":
@@ -323,8 +325,11 @@ async def _read_all(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> byt
         data += chunk
 
 
-def _syn_answer(reply, sport: int, spec: CheckSpec) -> tuple[str, str] | None:
-    if TCP in reply and reply[TCP].dport == sport:
+def _syn_answer(reply, sport: int, isn: int, spec: CheckSpec) -> tuple[str, str] | None:
+    """What an answer to our SYN says, or None if the packet answers something else (the raw
+    sockets see every TCP and ICMP packet of the namespace; another connection may even use
+    the same port, so an answer is ours only if it acknowledges our sequence number)."""
+    if TCP in reply and reply[TCP].dport == sport and reply[TCP].ack == (isn + 1) % 2**32:
         flags = reply[TCP].flags
         if flags.S and flags.A:
             if (reply.src, reply[TCP].sport) != (str(spec.dst_ip), spec.port):
@@ -336,8 +341,9 @@ def _syn_answer(reply, sport: int, spec: CheckSpec) -> tuple[str, str] | None:
         if flags.R:
             return "reject", f"rejected: TCP RST from {reply.src}"
     if ICMP in reply and reply[ICMP].type == 3:
-        inner = bytes(reply[ICMP].payload)
-        if len(inner) >= 24 and int.from_bytes(inner[20:22], "big") == sport:
+        inner = bytes(reply[ICMP].payload)  # our IP header and the first 8 bytes of our SYN
+        if (len(inner) >= 28 and int.from_bytes(inner[20:22], "big") == sport
+                and int.from_bytes(inner[24:28], "big") == isn):
             kind = {3: "port", 1: "host", 0: "network", 13: "administratively"}.get(reply[ICMP].code, "")
             return "reject", f"rejected: ICMP {kind} unreachable (code {reply[ICMP].code}) from {reply.src}"
     return None
