@@ -180,7 +180,8 @@ def status(lab: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    table = Table(title=f"lab {lab} ({data['state']})")
+    procs = data["processes"]
+    table = Table(title=f"lab {lab} ({data['state']}; {procs['running']}/{procs['expected']} processes running)")
     for col in ("name", "kind", "cluster", "netns", "addresses"):
         table.add_column(col)
     for o in data["objects"]:

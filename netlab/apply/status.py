@@ -29,8 +29,13 @@ def collect(lab: Lab) -> dict:
             objects.append({"name": name, "kind": kind, "cluster": cluster, "netns": netns,
                             "addresses": addresses})
     phase = state.read_record().get("phase", "unknown")
-    agent = processes.pid_of(state.pidfile("agent")) is not None
-    healthy = phase == "up" and not missing and agent
-    return {"lab": lab.name, "state": "up" if healthy else f"degraded ({phase}, {missing} namespaces missing, "
-                                                             f"agent {'running' if agent else 'not running'})",
+    # Every process the lab started (the agent, per-node OVS daemons) has a pidfile.
+    pidfiles = sorted((state.path / "pids").glob("*.pid"))
+    dead = [p.stem for p in pidfiles if processes.pid_of(p) is None]
+    healthy = phase == "up" and not missing and not dead
+    problems = [f"phase {phase}"] if phase != "up" else []
+    problems += [f"{missing} namespaces missing"] if missing else []
+    problems += [f"not running: {', '.join(dead)}"] if dead else []
+    return {"lab": lab.name, "state": "up" if healthy else f"degraded ({'; '.join(problems)})",
+            "processes": {"running": len(pidfiles) - len(dead), "expected": len(pidfiles)},
             "objects": objects}
