@@ -74,7 +74,7 @@ def iperf(server_ns: str, server_ip: str, client_ns: str, seconds: float) -> flo
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         for _ in range(100):  # wait for the listener
-            r = subprocess.run(["ip", "netns", "exec", server_ns, "ss", "-Htln", f"sport = :5201"],
+            r = subprocess.run(["ip", "netns", "exec", server_ns, "ss", "-Htln", "sport = :5201"],
                                capture_output=True, text=True)
             if r.stdout.strip():
                 break

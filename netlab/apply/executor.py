@@ -8,11 +8,9 @@ state directory alone, so it also undoes a lab whose `up` was killed half-way.
 
 from __future__ import annotations
 
-import os
 import resource
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from netlab import linux
 from netlab.apply import ipvs, netfilter, processes, tc
@@ -77,16 +75,10 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-@dataclass
-class Timing:
-    phases: dict[str, float] = field(default_factory=dict)
-
-
-def up(lab: Lab, plan: Plan, *, on_op: Callable[[Op], None] | None = None) -> Timing:
+def up(lab: Lab, plan: Plan, *, on_op: Callable[[Op], None] | None = None) -> None:
     _raise_fd_limit()
     state = StateDir(lab.name)
     lock = state.lock()
-    timing = Timing()
     try:
         taken = set(linux.list_netns()) & set(lab.netns_names())
         if taken:
@@ -94,7 +86,6 @@ def up(lab: Lab, plan: Plan, *, on_op: Callable[[Op], None] | None = None) -> Ti
                                 f"leftover); `netlab down` its lab first")
         state.create()
         state.write(lab, phase="building", netns=lab.netns_names())
-        start = time.monotonic()
         op: Op | None = None
         try:
             with Netlink() as nl:
@@ -111,8 +102,6 @@ def up(lab: Lab, plan: Plan, *, on_op: Callable[[Op], None] | None = None) -> Ti
             if isinstance(e, ApplyError):
                 raise ApplyError(f"{op}: {e} (nothing was left behind)") from None
             raise ApplyError(f"{op}: {describe(e)} (nothing was left behind)") from e
-        timing.phases["apply"] = time.monotonic() - start
-        return timing
     finally:
         state.unlock(lock)
 
@@ -201,13 +190,6 @@ def _teardown(state: StateDir, owned: list[str]) -> DownReport:
 def down_all() -> list[DownReport]:
     return [down(name) for name in list_labs()]
 
-
-def running_labs() -> list[str]:
-    return list_labs()
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0
 
 
 # Apply modules that register handlers for their own op types (imported last: they use `register`).

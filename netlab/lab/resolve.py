@@ -47,11 +47,10 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] = froze
 
     clusters = []
     for ci, spec in enumerate(scenario.clusters):
-        nodes = [_attach(scenario, ("clusters", ci, "nodes", ni), node.subnet, node.ip, vpc, pools, ctx,
-                         owner=f"{spec.name}/{node.name}",
-                         make=lambda att, n=node: NodeInfo(name=n.name, cluster=spec.name,
-                                                           netns=naming.netns(scenario.name, spec.name, n.name),
-                                                           eth0=att))
+        nodes = [NodeInfo(name=node.name, cluster=spec.name,
+                          netns=naming.netns(scenario.name, spec.name, node.name),
+                          eth0=_attach(scenario, ("clusters", ci, "nodes", ni), node.subnet, node.ip, vpc,
+                                       pools, ctx, owner=f"{spec.name}/{node.name}"))
                  for ni, node in enumerate(spec.nodes)]
         _check_pod_nodes(spec, ci, ctx)
         _check_model_fields(spec, ci, ctx)
@@ -70,9 +69,8 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] = froze
 
     _check_proxy_modes(scenario, ctx)
     _check_route_quota(scenario, vpc, ctx)
-    hosts = [_attach(scenario, ("hosts", hi), h.subnet, h.ip, vpc, pools, ctx, owner=h.name,
-                     make=lambda att, h=h: HostInfo(name=h.name, netns=naming.netns(scenario.name, h.name),
-                                                    eth0=att, ports=h.ports))
+    hosts = [HostInfo(name=h.name, netns=naming.netns(scenario.name, h.name), ports=h.ports,
+                      eth0=_attach(scenario, ("hosts", hi), h.subnet, h.ip, vpc, pools, ctx, owner=h.name))
              for hi, h in enumerate(scenario.hosts)]
     lab = Lab(name=scenario.name, description=scenario.description, scenario_file=source.file,
               features=sorted(features), underlay_mtu=ctx.underlay_mtu, vpc=vpc, hosts=hosts, clusters=clusters,
@@ -189,14 +187,14 @@ def _claim_explicit_ips(s: Scenario, vpc: VpcInfo, pools: dict[str, ipam.Pool], 
 
 
 def _attach(s: Scenario, path: Path_, subnet: str | None, ip, vpc: VpcInfo,
-            pools: dict[str, ipam.Pool], ctx: Context, owner: str, make):
+            pools: dict[str, ipam.Pool], ctx: Context, owner: str) -> Attachment:
+    """A machine's port on its subnet: the next free address unless it asked for one."""
     sn = _subnet_of(s, vpc, path, subnet, ctx)
     addr = ip or pools[sn.name].next()
     if addr is None:
         raise ctx.error(path, f"subnet '{sn.name}' ({sn.cidr}) has no free address left")
-    att = Attachment(subnet=sn.name, address=IPv4Interface(f"{addr}/{sn.cidr.prefixlen}"),
-                     gateway=sn.gateway.ip, port=naming.vpc_port(owner))
-    return make(att)
+    return Attachment(subnet=sn.name, address=IPv4Interface(f"{addr}/{sn.cidr.prefixlen}"),
+                      gateway=sn.gateway.ip, port=naming.vpc_port(owner))
 
 
 def _check_cidrs(s: Scenario, ctx: Context) -> None:

@@ -187,7 +187,7 @@ def endpoint_slices(info: ServiceInfo, cluster: ClusterInfo) -> list[dict]:
     for resolved, pods in groups.items():
         suffix = hashlib.sha256(repr((svc.namespace, svc.name, resolved)).encode()).hexdigest()[:5]
         ports = [{"name": p.name or "", "protocol": p.protocol, "port": r}
-                 for p, r in zip(svc.ports, resolved) if r is not None]
+                 for p, r in zip(svc.ports, resolved, strict=True) if r is not None]
         slices.append({
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": f"{svc.name}-{suffix}", "namespace": svc.namespace,

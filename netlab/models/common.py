@@ -35,7 +35,7 @@ def node_blocks(spec: Cluster, nodes: list[NodeInfo], path: Path_, ctx) -> list[
                         f"container_cidr {spec.container_cidr} holds only {available}; "
                         "use a larger container_cidr or a longer pod_cidr_size")
     out = []
-    for node, block in zip(nodes, ipam.blocks(spec.container_cidr, spec.pod_cidr_size)):
+    for node, block in zip(nodes, ipam.blocks(spec.container_cidr, spec.pod_cidr_size), strict=False):
         out.append(node.model_copy(update={"pod_cidr": block, "pod_gateway": block.network_address + 1}))
     return out
 
