@@ -220,10 +220,11 @@ def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
 @click.argument("lab")
 @click.argument("node")
 def show(lab: str, node: str) -> None:
-    """Show a tunnel-model NODE's virtual switch (CLUSTER/NODE, or NODE if unique).
+    """Show what NODE holds now (CLUSTER/NODE, or NODE if unique): addresses, routes,
+    kube-proxy's entry points, and for tunnel-model nodes the virtual switch.
 
     Open vSwitch: bridges, ports and flows with packet counters. linux-bridge: the VXLAN
-    device, its FDB and neighbour entries, and the node's routes.
+    device, its FDB and neighbour entries.
     """
     from netlab.apply import show as show_mod
 

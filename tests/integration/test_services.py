@@ -55,6 +55,11 @@ def test_services_in_iptables_and_nftables_modes(lab):
                          capture_output=True, text=True).stdout
     assert "numgen random mod 3 vmap" in nft and "service-ips" in nft
 
+    shown = netlab("show", "t-svc", "ipt/node-1")
+    assert shown.returncode == 0 and "chain KUBE-SERVICES" in shown.stdout
+    assert '--comment "default/web cluster IP"' in shown.stdout and "172.16.0.2 dev veth-web-0" in shown.stdout
+    assert "10.247.0.10 . tcp . 80 : goto service-" in netlab("show", "t-svc", "nft/node-2").stdout
+
 
 def test_scale_resyncs_endpoints_without_a_rebuild(lab, tmp_path):
     scenario = tmp_path / "scale.yaml"
