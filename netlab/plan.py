@@ -336,9 +336,6 @@ class Plan:
     def __str__(self) -> str:
         return "\n".join(str(op) for op in self.ops)
 
-    def processes(self) -> list[StartProcess]:
-        return [op for op in self.ops if isinstance(op, StartProcess)]
-
 
 def build(lab: Lab) -> Plan:
     """The whole lab, in an order the kernel accepts: namespaces and devices before
