@@ -12,17 +12,36 @@ from ipaddress import IPv4Interface
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.ifinfmsg.plugins.ipvlan import ipvlan as _ipvlan_nla
 
 from netlab import linux
 from netlab.errors import ApplyError
-from netlab.plan.ops import AddAddress, AddLink, AddRoute, AddVeth, MoveLink, SetLink
+from netlab.plan.ops import AddAddress, AddLink, AddRoute, AddVeth, DelLink, MoveLink, SetBridgePort, SetLink
 
 RT_SCOPE_LINK = 253
 RTNH_F_ONLINK = 4
 IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
+IPVLAN_FLAGS = {"bridge": 0, "private": 1, "vepa": 2}  # include/uapi/linux/if_link.h IPVLAN_F_*
+
+# pyroute2 0.9 knows IFLA_IPVLAN_MODE but not IFLA_IPVLAN_FLAGS (bridge/private/vepa, Linux
+# 4.15); declaring the attribute lets `ipvlan_flags=` travel like `ipvlan_mode=`.
+if not any(name == "IFLA_IPVLAN_FLAGS" for name, _ in _ipvlan_nla.nla_map):
+    _ipvlan_nla.nla_map = tuple(_ipvlan_nla.nla_map) + (("IFLA_IPVLAN_FLAGS", "uint16"),)
+    _ipvlan_nla._nlmsg_base__compiled_nla = False  # recompiled from the map on next use
+
+
+def _ipvlan_args(mode: str) -> dict:
+    """`l2`, `l2 vepa`: iproute2's words for the mode and the flag."""
+    words = mode.split()
+    out = {"ipvlan_mode": IPVLAN_MODES[words[0]]}
+    if len(words) > 1:
+        out["ipvlan_flags"] = IPVLAN_FLAGS[words[1]]
+    return out
+
+
 _MODE_ARGS = {"macvlan": lambda mode: {"macvlan_mode": mode},
               "macvtap": lambda mode: {"macvtap_mode": mode},
-              "ipvlan": lambda mode: {"ipvlan_mode": IPVLAN_MODES[mode]}}
+              "ipvlan": _ipvlan_args}
 
 
 class Netlink:
@@ -91,6 +110,14 @@ class Netlink:
         if op.vlan_id is not None:
             kwargs["vlan_id"] = op.vlan_id
         self.ipr(op.netns).link("add", ifname=op.ifname, kind=op.kind, **kwargs)
+
+    def del_link(self, op: DelLink) -> None:
+        self.ipr(op.netns).link("del", index=self.index(op.netns, op.ifname))
+        self._index.pop((op.netns, op.ifname), None)
+
+    def set_bridge_port(self, op: SetBridgePort) -> None:
+        # IFLA_BRPORT_MODE is the hairpin flag (`bridge link set ... hairpin on`).
+        self.ipr(op.netns).brport("set", index=self.index(op.netns, op.ifname), mode=int(op.hairpin))
 
     def move_link(self, op: MoveLink) -> None:
         kwargs: dict = {"net_ns_fd": self.fd(op.to_netns)}

@@ -2,8 +2,8 @@
 
 One module per cloud object, each with a `CloudObject` subclass (`netlab.cloud.base`) bound
 to the module-level name `OBJECT`; the planner asks each, in this order, for its ops at
-every stage. The VPC is here today; the internet gateway, EIPs, NAT gateway, ELB, peering
-and security groups join as modules beside it.
+every stage. The VPCs and the security groups are here; the internet gateway, EIPs, NAT
+gateway, ELB and peering join as modules beside them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from functools import cache
 
 from netlab.cloud.base import CloudObject
 
-OBJECT_NAMES = ("vpc",)
+OBJECT_NAMES = ("vpc", "secgroup")
 
 
 @cache

@@ -8,6 +8,10 @@ namespaces that plug into the fabric), `routes` (route tables, which need their 
 to exist), `edge` (NAT, filtering and load balancing rules at the edges, once every address
 exists) and `processes` (daemons that serve the lab). An object overrides the stages it
 takes part in; every stage defaults to nothing.
+
+`resync` is not a build stage: on a running lab whose pods changed (`netlab scale`), it
+returns the ops that bring the object's rules up to date (whole rulesets, applied
+atomically), like kube-proxy's re-sync.
 """
 
 from __future__ import annotations
@@ -37,4 +41,7 @@ class CloudObject:
         return []
 
     def processes(self, lab: Lab) -> list[Op]:
+        return []
+
+    def resync(self, lab: Lab) -> list[Op]:
         return []

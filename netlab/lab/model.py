@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny
 
+from netlab.scenario.security_groups import SecurityGroup
 from netlab.scenario.types import Check, Port, Service
 
 Kind = Literal["vpc", "host", "node", "pod"]
@@ -117,6 +118,7 @@ class PodInfo(Resolved):
     labels: dict[str, str]
     ports: list[Port]
     set: str | None = None  # the pod set it belongs to, if any
+    hostNetwork: bool = False  # in its node's namespace, on the node IP (netns, ip are the node's)
     network: Network = None  # the model's own per-pod data
 
 
@@ -129,6 +131,7 @@ class PodSetInfo(Resolved):
     replicas: int
     labels: dict[str, str]
     ports: list[Port]
+    hostNetwork: bool = False
 
 
 class ServiceInfo(Resolved):
@@ -160,8 +163,13 @@ class ClusterInfo(Resolved):
     def node(self, name: str) -> NodeInfo:
         return next(n for n in self.nodes if n.name == name)
 
+    def netns_pods(self) -> list[PodInfo]:
+        """The pods with a network namespace of their own (hostNetwork pods share their node's)."""
+        return [p for p in self.pods if not p.hostNetwork]
+
     def pods_on(self, node: str) -> list[PodInfo]:
-        return [p for p in self.pods if p.node == node]
+        """The pods on a node that have a network of their own (what a model wires)."""
+        return [p for p in self.pods if p.node == node and not p.hostNetwork]
 
 
 class ImpairmentInfo(Resolved):
@@ -211,6 +219,12 @@ class Lab(Resolved):
     clusters: list[ClusterInfo]
     checks: list[Check]
     impairments: list[ImpairmentInfo] = Field(default_factory=list)
+    # The scenario's groups and those the models create (e.g. an eni cluster's default group);
+    # which ports they bind to is the binding's data (`netlab.cloud.secgroup.members`).
+    security_groups: list[SecurityGroup] = Field(default_factory=list)
+
+    def security_group(self, name: str) -> SecurityGroup | None:
+        return next((g for g in self.security_groups if g.name == name), None)
 
     @property
     def vpc(self) -> VpcInfo:
@@ -227,8 +241,9 @@ class Lab(Resolved):
         return next(c for c in self.clusters if c.name == name)
 
     def netns_names(self) -> list[str]:
-        """Every namespace the lab owns, in creation order."""
-        return [netns for _, _, _, netns in self.objects()]
+        """Every namespace the lab owns, in creation order (once: hostNetwork pods share their
+        node's)."""
+        return list(dict.fromkeys(netns for _, _, _, netns in self.objects()))
 
     def objects(self) -> list[tuple[Kind, str | None, str, str]]:
         """(kind, cluster, name, netns) for every machine-like object of the lab."""

@@ -62,7 +62,7 @@ class AddLink(Op):
     kind: str
     mtu: int | None = None
     parent: str | None = None
-    mode: str | None = None  # macvlan: bridge|private|vepa|passthru; ipvlan: l2|l3|l3s
+    mode: str | None = None  # macvlan: bridge|private|vepa|passthru; ipvlan: l2|l3|l3s [bridge|private|vepa]
     vlan_id: int | None = None
     address: str | None = None  # a MAC address
 
@@ -73,6 +73,28 @@ class AddLink(Op):
         mode = f" mode {self.mode}" if self.mode else ""
         vlan = f" id {self.vlan_id}" if self.vlan_id is not None else ""
         return f"ip -n {self.netns} link add {name}{mtu}{mac} type {self.kind}{mode}{vlan}"
+
+
+@dataclass(frozen=True)
+class DelLink(Op):
+    """Remove a device (and, for a veth, its peer): `ip link del DEV`."""
+
+    ifname: str
+
+    def __str__(self) -> str:
+        return f"ip -n {self.netns} link del {self.ifname}"
+
+
+@dataclass(frozen=True)
+class SetBridgePort(Op):
+    """A bridge port's flags: `hairpin on` sends a frame back out the port it came in on (what
+    a VEPA neighbour needs: its sub-interfaces talk to each other through the switch)."""
+
+    ifname: str
+    hairpin: bool = True
+
+    def __str__(self) -> str:
+        return f"bridge -n {self.netns} link set dev {self.ifname} hairpin {'on' if self.hairpin else 'off'}"
 
 
 @dataclass(frozen=True)

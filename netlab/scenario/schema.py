@@ -16,6 +16,7 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from netlab.models import registry
+from netlab.scenario.security_groups import SecurityGroup
 from netlab.scenario.types import (Check, ClusterBase, Host, Impairment, LabName, Strict, Vpc,  # noqa: F401
                                    LAB_NAME_MAX, NAME_PATTERN, Name, Port, Service, ServicePort)
 
@@ -31,6 +32,8 @@ class Scenario(Strict):
     vpcs: list[Vpc] = Field(default_factory=list,
                             description="more VPCs, each with its own name, router and subnets (peering)")
     hosts: list[Host] = Field(default_factory=list)
+    security_groups: list[SecurityGroup] = Field(default_factory=list,
+                                                 description="stateful filters at the VPC side of the ports bound to them")
     clusters: list[Cluster] = Field(default_factory=list)  # type: ignore[valid-type]
     impair: list[Impairment] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)

@@ -115,6 +115,8 @@ class Pod(Strict):
                                  description="make this a pod set of N pods; `netlab scale` changes N")
     labels: dict[str, str] = Field(default_factory=dict)
     ports: list[Port] = Field(default_factory=list)
+    hostNetwork: bool = Field(default=False, description="run in the node's own network namespace on the "
+                                                         "node IP, without a pod network (as Kubernetes does)")
 
 
 class ServicePort(Strict):
