@@ -36,12 +36,14 @@ def _rule(direction, protocol, port, remote_ip_prefix, remote_group):
         raise UserError("give --inbound or --outbound")
     try:
         port_value = int(port) if port and port.isdigit() else port
-        return direction, Rule(protocol=protocol, port=port_value, remote_ip_prefix=remote_ip_prefix,
-                               remote_group=remote_group)
+        rule = Rule(protocol=protocol, port=port_value, remote_ip_prefix=remote_ip_prefix, remote_group=remote_group)
     except ValidationError as e:
         err = e.errors()[0]
         where = f"--{str(err['loc'][0]).replace('_', '-')}: " if err["loc"] else ""
         raise UserError(f"{where}{err['msg'].removeprefix('Value error, ')}") from None
+    if (problem := rule.problem()) is not None:
+        raise UserError(f"--{problem[0].replace('_', '-')}: {problem[1]}")
+    return direction, rule
 
 
 @click.group("sg", invoke_without_command=True)

@@ -210,12 +210,17 @@ OBJECT = SecurityGroups()
 
 # -- resolve-time checks (pure) ---------------------------------------------------------------
 def check_scenario(groups: list[SecurityGroup], ctx) -> None:
-    """Group names are unique; remember where each is declared (`ctx.security_groups`)."""
+    """Group names are unique, rules consistent; remember where each group is declared
+    (`ctx.security_groups`)."""
     for i, g in enumerate(groups):
         if g.name in ctx.security_groups:
             first = ctx.source.line(ctx.security_groups[g.name])
             raise ctx.error(("security_groups", i, "name"), f"duplicate security group '{g.name}' (first on line {first})")
         ctx.security_groups[g.name] = ("security_groups", i)
+        for direction in DIRECTIONS:
+            for j, rule in enumerate(g.rules(direction)):
+                if (problem := rule.problem()) is not None:
+                    raise ctx.error(("security_groups", i, direction, j, problem[0]), problem[1])
 
 
 def check_references(groups: list[SecurityGroup], created: list[SecurityGroup], ctx) -> None:

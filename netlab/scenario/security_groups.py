@@ -14,16 +14,31 @@ references.
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from netlab.scenario.types import Cidr, Name, PortNumber, Strict
+from netlab.scenario.types import Cidr, Name, Strict
 
 MAX_GROUPS_PER_POD = 5
 ANYWHERE = IPv4Network("0.0.0.0/0")
-PortRange = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,5}-[0-9]{1,5}$")]
+PORT_RANGE_PATTERN = r"^[0-9]{1,5}-[0-9]{1,5}$"
+
+
+def _port_spec(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535:
+        return value
+    if isinstance(value, str) and re.match(PORT_RANGE_PATTERN, value):
+        return value
+    raise ValueError(f"{value!r} is not a port (1-65535) or a range LOW-HIGH such as 8000-8100")
+
+
+# A port or a range of ports, as the cloud's API takes them: 8080, "8000-8100".
+PortSpec = Annotated[int | str, BeforeValidator(_port_spec),
+                     WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 1, "maximum": 65535},
+                                               {"type": "string", "pattern": PORT_RANGE_PATTERN}]})]
 
 
 class Rule(Strict):
@@ -31,22 +46,22 @@ class Rule(Strict):
     (outbound) where: a CIDR or the members of a group."""
 
     protocol: Literal["tcp", "udp", "icmp", "all"] = "all"
-    port: PortNumber | PortRange | None = Field(
+    port: PortSpec | None = Field(
         default=None, description="tcp/udp: a port or a range LOW-HIGH; default every port")
     remote_ip_prefix: Cidr | None = Field(default=None, description="default 0.0.0.0/0 unless remote_group")
     remote_group: Name | None = Field(default=None, description="the members of this group")
     description: str = ""
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Rule:
+    def problem(self) -> tuple[str, str] | None:
+        """(field, message) when the fields contradict each other."""
         if self.remote_ip_prefix is not None and self.remote_group is not None:
-            raise ValueError("give remote_ip_prefix or remote_group, not both")
+            return "remote_group", "give remote_ip_prefix or remote_group, not both"
         if self.port is not None and self.protocol not in ("tcp", "udp"):
-            raise ValueError(f"a port needs protocol tcp or udp, not {self.protocol}")
+            return "port", f"a port needs protocol tcp or udp, not {self.protocol}"
         low, high = self.ports
         if not 1 <= low <= high <= 65535:
-            raise ValueError(f"port range {self.port} must be LOW-HIGH within 1-65535")
-        return self
+            return "port", f"port range {self.port} must be LOW-HIGH within 1-65535"
+        return None
 
     @property
     def ports(self) -> tuple[int, int]:
