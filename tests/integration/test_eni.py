@@ -1,0 +1,124 @@
+"""The eni model (Cloud Native Network 2.0) end to end on real namespaces: pods on sub-ENIs
+holding pod-subnet addresses, Services through the veth path, security groups at the VPC
+side, changed live with `netlab sg`; ipvlan, 802.1Q and IPVS in the kernel tier."""
+
+from __future__ import annotations
+
+import json
+from ipaddress import ip_address, ip_network
+from pathlib import Path
+
+import pytest
+
+from netlab import linux
+from tests.helpers import netlab
+from tests.integration.conftest import host_state
+
+BASIC = "scenarios/eni-basic.yaml"
+GUARDED_8080 = ("--inbound", "--protocol", "tcp", "--port", "8080", "--remote-ip-prefix", "192.168.1.0/24")
+
+
+def _check(lab: str, *extra: str) -> dict:
+    """Every check ok; the checks by name, without the security-group reason in brackets."""
+    done = netlab("check", lab, "--json", *extra)
+    report = json.loads(done.stdout)
+    bad = [c for c in report["checks"] if not c["ok"]]
+    assert done.returncode == 0 and not bad, bad
+    return {c["name"].split(" [")[0]: c for c in report["checks"]}
+
+
+def _exec(lab: str, obj: str, *argv: str) -> str:
+    done = netlab("exec", lab, obj, "--", *argv)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_eni_basic_pods_are_vpc_members_and_groups_follow_netlab_sg(lab):
+    before = host_state()
+    lab(BASIC, "en-basic")
+    checks = _check("en-basic")
+
+    # Pods hold pod-subnet addresses, and the VPC host pings every one of them directly.
+    status = json.loads(netlab("status", "en-basic", "--json").stdout)
+    pods = [o for o in status["objects"] if o["kind"] == "pod"]
+    sub_eni = [p for p in pods if not p["name"].startswith("agent")]  # agent-*: hostNetwork
+    assert len(sub_eni) == 5
+    for p in sub_eni:
+        (address,) = [a for a in p["addresses"] if a.endswith("/24")]
+        assert ip_address(address.split("/")[0]) in ip_network("192.168.2.0/24"), p
+        assert " 0% packet loss" in _exec("en-basic", "ecs-1", "ping", "-c", "1", "-W", "2", address.split("/")[0])
+
+    # Across nodes the packets cross the trunk as they are; the VPC route table gains nothing.
+    cross = [c for n, c in checks.items() if n.startswith("pod→pod across nodes") and c["expect"] == "reach"]
+    assert cross and all(c["encap"] == "none" and "plain IP 192.168.2." in c["detail"] for c in cross)
+    routes = _exec("en-basic", "vpc", "ip", "route").splitlines()
+    assert len(routes) == 3 and not any(" via " in r for r in routes), routes
+    # A VPC host reaches a pod with its own address, a pod reaches the host with the pod's.
+    assert checks["VPC host→pod: ecs-1 → c1/web-0:8080"]["seen_source"] == "192.168.1.10"
+    assert checks["pod→VPC host: c1/web-0 → ecs-1:80"]["seen_source"] == "192.168.2.10"
+    # Services: ClusterIP from a pod (SNAT to its node), NodePort, Local for hostNetwork.
+    assert checks["pod→ClusterIP: c1/client → c1/svc/web"]["seen_source"] == "192.168.0.10"
+    assert checks["NodePort (Local): ecs-1 → c1/svc/agent via node-2"]["backend"] == "c1/agent-1"
+
+    # The security group: 8080 admitted from the intranet, 9090 refused (dropped).
+    admitted = "security group: ecs-1 → c1/guarded:8080 tcp admitted"
+    refused = "security group: ecs-1 → c1/guarded:9090 tcp blocked"
+    assert checks[admitted]["reached"] and not checks[refused]["reached"]
+    assert "no inbound rule of guarded admits tcp/9090 from 192.168.1.10" in checks[refused]["name"]
+
+    # Removing the rule on the running lab turns the reach into blocked; restoring it, back.
+    done = netlab("sg", "en-basic", "remove", "guarded", *GUARDED_8080)
+    assert done.returncode == 0, done.stderr
+    after = _check("en-basic")
+    assert "security group: ecs-1 → c1/guarded:8080 tcp blocked" in after and admitted not in after
+    assert not after["security group: ecs-1 → c1/guarded:8080 tcp blocked"]["reached"]
+    assert json.loads(Path("/run/netlab/en-basic/lab.json").read_text())["lab"]["security_groups"][0]["inbound"] \
+        == [{"protocol": "icmp", "port": None, "remote_ip_prefix": "192.168.1.0/24", "remote_group": None,
+             "description": ""}]
+    assert netlab("sg", "en-basic", "add", "guarded", *GUARDED_8080).returncode == 0
+    assert _check("en-basic")[admitted]["reached"]
+    again = netlab("sg", "en-basic", "add", "guarded", *GUARDED_8080)
+    assert again.returncode == 2 and "already has the inbound rule" in again.stderr
+
+    shown = netlab("show", "en-basic", "c1/node-1")
+    assert shown.returncode == 0 and "macvlan mode vepa" in shown.stdout and "snat to 192.168.0.10" in shown.stdout
+
+    assert netlab("down", "en-basic").returncode == 0
+    assert not [ns for ns in linux.list_netns() if ns.startswith("nl-en-basic-")]
+    assert host_state() == before
+
+
+def test_eni_nftables_services_and_scale(lab, tmp_path):
+    scenario = tmp_path / "eni-nft.yaml"
+    scenario.write_text(Path(BASIC).read_text().replace("proxy_mode: iptables", "proxy_mode: nftables"))
+    lab(str(scenario), "en-nft")
+    _check("en-nft")
+    done = netlab("scale", "en-nft", "c1/web", "--replicas", "5")
+    assert done.returncode == 0 and "web-4 (node-1, 192.168.2.16)" in done.stdout, done.stdout + done.stderr
+    checks = _check("en-nft")
+    assert set(checks["pod→ClusterIP: c1/client → c1/svc/web"]["backend"].split(", ")) == \
+        {f"c1/web-{i}" for i in range(5)}
+    assert "192.168.2.16 : jump in-c1/web-4" in _exec("en-nft", "vpc", "nft", "list", "table", "ip", "netlab-sg")
+    assert netlab("scale", "en-nft", "c1/web", "--replicas", "1").returncode == 0
+    _check("en-nft")
+    assert "web-4" not in _exec("en-nft", "vpc", "nft", "list", "table", "ip", "netlab-sg")
+
+
+@pytest.mark.kernel("ipvlan", "vlan", "ip_vs", "dummy", "br_netfilter")
+def test_eni_ipvlan_ipvs_and_vlan_sub_enis(lab):
+    lab("scenarios/eni-kernel.yaml", "en-kt")
+    checks = _check("en-kt", "--timeout", "5")
+    for cluster in ("ipvl", "vlan"):
+        assert set(checks[f"pod→ClusterIP: {cluster}/client → {cluster}/svc/web"]["backend"].split(", ")) == \
+            {f"{cluster}/web-0", f"{cluster}/web-1"}
+        assert checks[f"pod→pod across nodes: {cluster}/web-0 → {cluster}/web-1:8080"]["encap"] == "none"
+    assert checks["security group: ecs-1 → vlan/guarded:8080 tcp admitted"]["reached"]
+    assert not checks["security group: ecs-1 → vlan/guarded:9090 tcp blocked"]["reached"]
+
+    ipvlan = _exec("en-kt", "ipvl/web-0", "ip", "-d", "link", "show", "eth0")
+    assert "ipvlan" in ipvlan and "mode l2 vepa" in ipvlan
+    assert "-> 192.168.2.11:8080" in _exec("en-kt", "ipvl/node-1", "ipvsadm", "-Ln")
+    vlan = _exec("en-kt", "vlan/web-0", "ip", "-d", "link", "show", "eth0")
+    assert "vlan protocol 802.1Q id 1" in vlan and "0a:58:c0:a8:03:0a" in vlan
+    port = _exec("en-kt", "vpc", "ip", "-d", "link", "show", "v-vlan-web-0")
+    assert "vlan protocol 802.1Q id 1" in port and "master br-pods-b" in port
