@@ -5,6 +5,7 @@ side, changed live with `netlab sg`; ipvlan, 802.1Q and IPVS in the kernel tier.
 from __future__ import annotations
 
 import json
+import subprocess
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 
@@ -104,21 +105,51 @@ def test_eni_nftables_services_and_scale(lab, tmp_path):
     assert "web-4" not in _exec("en-nft", "vpc", "nft", "list", "table", "ip", "netlab-sg")
 
 
-@pytest.mark.kernel("ipvlan", "vlan", "ip_vs", "dummy", "br_netfilter")
-def test_eni_ipvlan_ipvs_and_vlan_sub_enis(lab):
-    lab("scenarios/eni-kernel.yaml", "en-kt")
-    checks = _check("en-kt", "--timeout", "5")
-    for cluster in ("ipvl", "vlan"):
-        assert set(checks[f"pod→ClusterIP: {cluster}/client → {cluster}/svc/web"]["backend"].split(", ")) == \
-            {f"{cluster}/web-0", f"{cluster}/web-1"}
-        assert checks[f"pod→pod across nodes: {cluster}/web-0 → {cluster}/web-1:8080"]["encap"] == "none"
-    assert checks["security group: ecs-1 → vlan/guarded:8080 tcp admitted"]["reached"]
-    assert not checks["security group: ecs-1 → vlan/guarded:9090 tcp blocked"]["reached"]
+def _ip(netns: str, *argv: str) -> str:
+    done = subprocess.run(["ip", "-n", netns, *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
-    ipvlan = _exec("en-kt", "ipvl/web-0", "ip", "-d", "link", "show", "eth0")
-    assert "ipvlan" in ipvlan and "mode l2 vepa" in ipvlan
-    assert "-> 192.168.2.11:8080" in _exec("en-kt", "ipvl/node-1", "ipvsadm", "-Ln")
-    vlan = _exec("en-kt", "vlan/web-0", "ip", "-d", "link", "show", "eth0")
-    assert "vlan protocol 802.1Q id 1" in vlan and "0a:58:c0:a8:03:0a" in vlan
-    port = _exec("en-kt", "vpc", "ip", "-d", "link", "show", "v-vlan-web-0")
-    assert "vlan protocol 802.1Q id 1" in port and "master br-pods-b" in port
+
+@pytest.mark.kernel("ipvlan", "vlan", "ip_vs", "dummy", "br_netfilter")
+def test_eni_ipvlan_ipvs_and_vlan_sub_enis():
+    """One small lab in the VM, driven in-process: under TCG every interpreter start costs
+    seconds, so no CLI round trips here."""
+    from netlab.apply import executor
+    from netlab.apply.state import list_labs
+    from netlab.lab.resolve import resolve
+    from netlab.plan.planner import build
+    from netlab.probe.checks import matrix
+    from netlab.probe.runner import Runner
+    from netlab.scenario import loader
+
+    scenario, source = loader.load(Path("scenarios/eni-kernel.yaml"))
+    lab = resolve(scenario.model_copy(update={"name": "en-kt"}), source, None)
+    try:
+        executor.up(lab, build(lab))
+        results = Runner(timeout=5).run(matrix(lab))
+        bad = [r.as_json() for r in results if not r.ok]
+        assert not bad, bad
+        checks = {r.spec.name.split(" [")[0]: r for r in results}
+        for cluster in ("ipvl", "vlan"):
+            assert set(checks[f"pod→ClusterIP: {cluster}/client → {cluster}/svc/web"].backends) == \
+                {f"{cluster}/web-0", f"{cluster}/web-1"}
+            assert checks[f"pod→pod across nodes: {cluster}/web-0 → {cluster}/web-1:8080"].encap == "none"
+        assert checks["security group: ecs-1 → vlan/guarded:8080 tcp admitted"].reached
+        assert not checks["security group: ecs-1 → vlan/guarded:9090 tcp blocked"].reached
+
+        ipvl, vlan = lab.cluster("ipvl"), lab.cluster("vlan")
+        details = _ip(next(p for p in ipvl.pods if p.name == "web-0").netns, "-d", "link", "show", "eth0")
+        assert "ipvlan" in details and "mode l2 vepa" in details
+        ipvs = subprocess.run(["ip", "netns", "exec", ipvl.node("node-1").netns, "ipvsadm", "-Ln"],
+                              capture_output=True, text=True, timeout=60).stdout
+        assert "-> 192.168.2.11:8080" in ipvs
+        web0 = next(p for p in vlan.pods if p.name == "web-0")
+        details = _ip(web0.netns, "-d", "link", "show", "eth0")
+        assert "vlan protocol 802.1Q id 1" in details and "0a:58:c0:a8:03:0a" in details
+        port = _ip(lab.vpc.netns, "-d", "link", "show", web0.network.vpc_port)
+        assert "vlan protocol 802.1Q id 1" in port and "master br-pods-b" in port
+    finally:
+        if lab.name in list_labs():
+            executor.down(lab.name)
+    assert not [ns for ns in linux.list_netns() if ns.startswith("nl-en-kt-")]
