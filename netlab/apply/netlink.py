@@ -102,14 +102,17 @@ class Netlink:
         kwargs: dict = {"mtu": op.mtu} if op.mtu else {}
         if op.address:
             kwargs["address"] = op.address
+        home = op.parent_netns or op.netns  # the namespace the request is made from
         if op.parent:
-            kwargs["link"] = self.index(op.netns, op.parent)
+            kwargs["link"] = self.index(home, op.parent)
+        if op.parent_netns:
+            kwargs["net_ns_fd"] = self.fd(op.netns)
         if op.mode:
             # pyroute2 speaks iproute2's words: macvlan_mode="bridge", ipvlan_mode=<int>.
             kwargs.update(_MODE_ARGS[op.kind](op.mode))
         if op.vlan_id is not None:
             kwargs["vlan_id"] = op.vlan_id
-        self.ipr(op.netns).link("add", ifname=op.ifname, kind=op.kind, **kwargs)
+        self.ipr(home).link("add", ifname=op.ifname, kind=op.kind, **kwargs)
 
     def del_link(self, op: DelLink) -> None:
         self.ipr(op.netns).link("del", index=self.index(op.netns, op.ifname))

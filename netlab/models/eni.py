@@ -5,8 +5,10 @@ the VPC, its hosts and its security groups see pods as first-class members.
 A node has two ENIs, as the service's ECS nodes do: `eth0`, the primary ENI in its own
 subnet (the node IP), and `eth1`, the extended ENI in the cluster's `pod_subnet`, which
 carries no address of the node and serves as the trunk the pods' sub-ENIs hang off. Each
-pod's sub-ENI is created on `eth1` and moved into the pod's namespace as its `eth0`, with
-an address from the pod subnet, its own MAC and the subnet gateway as default route.
+pod's sub-ENI is a sub-interface of `eth1` that lives in the pod's namespace as its `eth0`,
+with an address from the pod subnet, its own MAC and the subnet gateway as default route. It is
+created straight into the pod's namespace, as the CNI macvlan/ipvlan/vlan plugins do
+(creating it on the node and moving it costs an RCU grace period per pod).
 
 Sub-ENI kinds (`sub_eni:`), all of them sending every frame to the VPC so that a pod's
 security groups apply even between two pods on one node:
@@ -72,7 +74,7 @@ from netlab.lab.model import ClusterInfo, Lab, ModelInfo, NodeInfo, PodInfo
 from netlab.lab.pods import PodRequest, expand
 from netlab.models.base import Allocation, NetworkModel, ShowCommand
 from netlab.models.common import mac_of, pod_info
-from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelLink, DelNetns, MoveLink, NftApply,
+from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelLink, DelNetns, NftApply,
                              Op, SetBridgePort, SetLink, Sysctl)
 from netlab.scenario import types
 from netlab.scenario.security_groups import Rule, SecurityGroup, SecurityGroupBinding
@@ -146,11 +148,6 @@ def trunk_port(cluster: str, node: str) -> str:
     return naming.ifname("t-", f"{cluster}-{node}", unique_by=f"{cluster}/{node}/trunk")
 
 
-def sub_eni_ifname(cluster: str, pod: str) -> str:
-    """The sub-ENI's name on the node, before it moves into the pod as eth0."""
-    return naming.ifname("sub-", pod, unique_by=f"{cluster}/{pod}")
-
-
 class EniModel(NetworkModel):
     name = "eni"
     Cluster = Cluster
@@ -175,8 +172,9 @@ class EniModel(NetworkModel):
         if ctx.check_host and feature not in ctx.features:
             raise ctx.error(path + ("sub_eni",),
                             f"sub_eni: {spec.sub_eni} needs the {module} kernel module, which this kernel lacks "
-                            "(see `netlab doctor`); use macvlan here, or run the lab in the kernel tier (a VM "
-                            "with Debian's stock kernel: `make test-kernel`, Vagrant)")
+                            f"(see `netlab doctor`); {'use macvlan here, or ' if spec.sub_eni != 'macvlan' else ''}"
+                            "run the lab in the kernel tier (a VM with Debian's stock kernel: `make test-kernel`, "
+                            "Vagrant)")
         for v in ctx.vpcs:
             for other in v.subnets:
                 if spec.service_cidr.overlaps(other.cidr):
@@ -302,11 +300,9 @@ class EniModel(NetworkModel):
         info: EniPod = pod.network
         vpc = lab.vpc_of_subnet(net.pod_subnet)
         sn = vpc.subnet(net.pod_subnet)
-        tmp = sub_eni_ifname(cluster.name, pod.name)
         out: list[Op] = [AddNetns(pod.netns),
-                         AddLink(node.netns, tmp, net.sub_eni, parent=TRUNK, mode=SUB_ENI_MODES[net.sub_eni],
-                                 vlan_id=info.vlan_id, address=info.mac),
-                         MoveLink(node.netns, tmp, pod.netns, "eth0")]
+                         AddLink(pod.netns, "eth0", net.sub_eni, parent=TRUNK, parent_netns=node.netns,
+                                 mode=SUB_ENI_MODES[net.sub_eni], vlan_id=info.vlan_id, address=info.mac)]
         if net.sub_eni == "vlan":
             out += [AddLink(vpc.netns, info.vpc_port, "vlan", parent=node.network.trunk_port, vlan_id=info.vlan_id),
                     SetLink(vpc.netns, info.vpc_port, master=sn.bridge)]

@@ -56,7 +56,12 @@ class Sysctl(Op):
 class AddLink(Op):
     """A virtual device that needs no peer: a bridge or dummy, or a sub-interface of a
     `parent` device (macvlan and ipvlan with their `mode`, 802.1Q vlan with its `vlan_id`),
-    as `ip link add [link PARENT] NAME type KIND [mode MODE | id VLAN]` creates them."""
+    as `ip link add [link PARENT] NAME type KIND [mode MODE | id VLAN]` creates them.
+
+    With `parent_netns`, the parent lives in that namespace and the device is created
+    straight into `netns` (`ip -n PARENT_NETNS link add link PARENT name NAME netns NETNS
+    ...`), as the CNI macvlan/ipvlan/vlan plugins create a pod's interface: no move
+    afterwards, whose RCU grace period costs milliseconds per device."""
 
     ifname: str
     kind: str
@@ -65,6 +70,7 @@ class AddLink(Op):
     mode: str | None = None  # macvlan: bridge|private|vepa|passthru; ipvlan: l2|l3|l3s [bridge|private|vepa]
     vlan_id: int | None = None
     address: str | None = None  # a MAC address
+    parent_netns: str | None = None  # where the parent is, when not in `netns`
 
     def __str__(self) -> str:
         name = f"link {self.parent} name {self.ifname}" if self.parent else self.ifname
@@ -72,6 +78,9 @@ class AddLink(Op):
         mac = f" address {self.address}" if self.address else ""
         mode = f" mode {self.mode}" if self.mode else ""
         vlan = f" id {self.vlan_id}" if self.vlan_id is not None else ""
+        if self.parent_netns:
+            return (f"ip -n {self.parent_netns} link add {name} netns {self.netns}{mtu}{mac} "
+                    f"type {self.kind}{mode}{vlan}")
         return f"ip -n {self.netns} link add {name}{mtu}{mac} type {self.kind}{mode}{vlan}"
 
 

@@ -169,12 +169,20 @@ def test_macvlan_and_ipvlan_sub_enis_are_vepa_behind_a_hairpin_port():
         assert [op.address for op in links][0] == (None if kind == "ipvlan" else "0a:58:c0:a8:02:0a")
 
 
+def test_sub_enis_are_created_straight_into_the_pod():
+    lab = basic()
+    c = lab.cluster("c1")
+    web0 = next(p for p in c.pods if p.name == "web-0")
+    (op,) = [op for op in _ops(lab, AddLink) if op.netns == web0.netns]
+    assert str(op) == (f"ip -n {c.node('node-1').netns} link add link eth1 name eth0 netns {web0.netns} "
+                       "address 0a:58:c0:a8:02:0a type macvlan mode vepa")
+
+
 def test_vlan_sub_enis_are_mapped_to_the_pod_at_the_vpc_side():
     lab = basic(BASIC.replace("sub_eni: macvlan", "sub_eni: vlan"))
     vpc = lab.vpc.netns
-    node_side = [(op.netns.rsplit("-", 2)[-2:], op.vlan_id) for op in _ops(lab, AddLink) if op.kind == "vlan"
-                 and op.netns != vpc]
-    assert [v for _, v in node_side] == [1, 1, 2, 3, 2]  # one VLAN per pod on its node's trunk
+    node_side = [op for op in _ops(lab, AddLink) if op.kind == "vlan" and op.netns != vpc]
+    assert [op.vlan_id for op in node_side] == [1, 1, 2, 3, 2]  # one VLAN per pod on its node's trunk
     vpc_side = [op for op in _ops(lab, AddLink) if op.kind == "vlan" and op.netns == vpc]
     assert [(op.ifname, op.parent, op.vlan_id) for op in vpc_side][:2] == [
         ("v-c1-web-0", "t-c1-node-1", 1), ("v-c1-web-1", "t-c1-node-2", 1)]
