@@ -15,7 +15,7 @@ APT_PACKAGES := iproute2 iptables nftables ipset nfacct conntrack openvswitch-sw
                 ethtool tcpdump iputils-ping iperf3 kmod procps util-linux \
                 python3 python3-venv python3-pip $(KERNEL_APT_PACKAGES)
 
-.PHONY: setup apt venv demo test test-unit bench bench-tunnel clean help
+.PHONY: setup apt venv demo test test-unit bench bench-tunnel bench-eni clean help
 
 help:
 	@echo "sudo make demo   set up, then build the overview lab, check it and print the report"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench       time up/check/down of the 200-pod lab"
 	@echo "make test-kernel the whole suite inside a VM with Debian's stock kernel"
 	@echo "make bench-tunnel  10x10 tunnel lab up/down; pod-to-pod TCP tunnel vs VPC (iperf3)"
+	@echo "make bench-eni   10x20 eni lab up/down beside the VPC model"
 
 setup: apt venv kernel-cache
 
@@ -61,6 +62,9 @@ bench: setup
 
 bench-tunnel: setup
 	$(PY) bench/tunnel.py
+
+bench-eni: setup
+	$(PY) bench/eni.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
