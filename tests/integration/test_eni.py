@@ -89,6 +89,22 @@ def test_eni_basic_pods_are_vpc_members_and_groups_follow_netlab_sg(lab):
     assert host_state() == before
 
 
+@pytest.mark.parametrize("old,new,where", [
+    ("{name: node-2, subnet: nodes}", "{name: node-2, subnet: nodes, sub_eni_quota: 1}", "clusters[0].pods[2].node"),
+    ("{name: pods, cidr: 192.168.2.0/24}\n", "{name: pods, cidr: 192.168.2.0/29}\n", "clusters[0].pods[0]"),
+    ("service_cidr: 10.247.0.0/16", "service_cidr: 192.168.1.0/24", "clusters[0].service_cidr"),
+    ("Local, selector: {app: agent}", "Local, selector: {app: web}", "clusters[0].services[2].externalTrafficPolicy"),
+])
+def test_what_the_service_refuses_leaves_nothing_behind(tmp_path, old, new, where):
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text(Path(BASIC).read_text().replace(old, new))
+    done = netlab("up", str(scenario), "--name", "en-bad")
+    assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and f"bad.yaml:" in done.stderr and where in done.stderr
+    assert not [ns for ns in linux.list_netns() if ns.startswith("nl-en-bad-")]
+    assert not Path("/run/netlab/en-bad").exists()
+
+
 def test_eni_nftables_services_and_scale(lab, tmp_path):
     scenario = tmp_path / "eni-nft.yaml"
     scenario.write_text(Path(BASIC).read_text().replace("proxy_mode: iptables", "proxy_mode: nftables"))
