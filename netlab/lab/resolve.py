@@ -7,7 +7,7 @@ overlapping CIDRs, exhausted address space, a VPC route table over its quota.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field as dataclass_field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab import models
@@ -39,10 +39,10 @@ class Context:
     check_host: bool = True
     # The lab's VPCs and one address pool per subnet (by name), shared by every machine and,
     # for models whose pods hold VPC addresses, by pods: the model allocates with `take`.
-    vpcs: list[VpcInfo] = field(default_factory=list)
-    pools: dict[str, ipam.Pool] = field(default_factory=dict)
+    vpcs: list[VpcInfo] = dataclass_field(default_factory=list)
+    pools: dict[str, ipam.Pool] = dataclass_field(default_factory=dict)
     # The scenario's security groups: name → where declared (models bind pods to them).
-    security_groups: dict[str, Path_] = field(default_factory=dict)
+    security_groups: dict[str, Path_] = dataclass_field(default_factory=dict)
 
     def error(self, path: Path_, message: str) -> ScenarioError:
         return self.source.error(path, message)

@@ -100,7 +100,7 @@ def test_what_the_service_refuses_leaves_nothing_behind(tmp_path, old, new, wher
     scenario.write_text(Path(BASIC).read_text().replace(old, new))
     done = netlab("up", str(scenario), "--name", "en-bad")
     assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1 and f"bad.yaml:" in done.stderr and where in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "bad.yaml:" in done.stderr and where in done.stderr
     assert not [ns for ns in linux.list_netns() if ns.startswith("nl-en-bad-")]
     assert not Path("/run/netlab/en-bad").exists()
 
