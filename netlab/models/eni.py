@@ -135,6 +135,8 @@ class EniPod(ModelInfo):
 def default_group(cluster: str, vpc_cidr: IPv4Network) -> SecurityGroup:
     """The group the service creates for a cluster's pods: all from itself and the VPC."""
     name = f"{cluster}-cce-eni"
+    if len(name) > types.NAME_MAX:  # a long cluster name: a prefix and a hash of the whole
+        name = f"{cluster[:types.NAME_MAX - 14]}-{naming.short_hash(cluster)}-cce-eni"
     return SecurityGroup(name=name, description="the service's default group for the cluster's pods",
                          inbound=[Rule(protocol="all", remote_group=name),
                                   Rule(protocol="all", remote_ip_prefix=vpc_cidr)])

@@ -236,6 +236,13 @@ def test_scale_of_host_network_pods_builds_nothing():
     assert not [op for op in down.ops if type(op).__name__ == "DelNetns"]
 
 
+def test_a_long_cluster_name_still_names_a_valid_default_group():
+    name = "c" * 40
+    lab = basic(BASIC.replace("  - name: c1\n", f"  - name: {name}\n").replace("c1/", f"{name}/"))
+    group = lab.cluster(name).network.default_group
+    assert len(group) <= 40 and group.endswith("-cce-eni") and lab.security_group(group) is not None
+
+
 def test_traits():
     lab = basic()
     c = lab.cluster("c1")
