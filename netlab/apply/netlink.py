@@ -142,7 +142,13 @@ class Netlink:
             kwargs["master"] = self.index(op.netns, op.master)
         if op.address:
             kwargs["address"] = op.address
-        self.ipr(op.netns).link("set", index=self.index(op.netns, op.ifname), **kwargs)
+        index = self.index(op.netns, op.ifname)
+        if op.name:
+            kwargs["ifname"] = op.name  # the kernel renames before it brings the device up
+        self.ipr(op.netns).link("set", index=index, **kwargs)
+        if op.name:
+            self._index.pop((op.netns, op.ifname), None)
+            self._index[(op.netns, op.name)] = index
 
     def add_address(self, op: AddAddress) -> None:
         self.ipr(op.netns).addr("add", index=self.index(op.netns, op.ifname),

@@ -7,8 +7,9 @@ subnet (the node IP), and `eth1`, the extended ENI in the cluster's `pod_subnet`
 carries no address of the node and serves as the trunk the pods' sub-ENIs hang off. Each
 pod's sub-ENI is a sub-interface of `eth1` that lives in the pod's namespace as its `eth0`,
 with an address from the pod subnet, its own MAC and the subnet gateway as default route. It is
-created straight into the pod's namespace, as the CNI macvlan/ipvlan/vlan plugins do
-(creating it on the node and moving it costs an RCU grace period per pod).
+created straight into the pod's namespace under a temporary name and renamed there, as the
+CNI macvlan/ipvlan/vlan plugins do (creating it on the node and moving it costs an RCU
+grace period per pod).
 
 Sub-ENI kinds (`sub_eni:`), all of them sending every frame to the VPC so that a pod's
 security groups apply even between two pods on one node:
@@ -302,13 +303,16 @@ class EniModel(NetworkModel):
         info: EniPod = pod.network
         vpc = lab.vpc_of_subnet(net.pod_subnet)
         sn = vpc.subnet(net.pod_subnet)
+        # Created under a name the node does not use (before Linux 6.9 or so the kernel
+        # looks the new name up in the requesting namespace), renamed eth0 in the pod.
+        tmp = naming.ifname("sub-", pod.name, unique_by=f"{cluster.name}/{pod.name}")
         out: list[Op] = [AddNetns(pod.netns),
-                         AddLink(pod.netns, "eth0", net.sub_eni, parent=TRUNK, parent_netns=node.netns,
+                         AddLink(pod.netns, tmp, net.sub_eni, parent=TRUNK, parent_netns=node.netns,
                                  mode=SUB_ENI_MODES[net.sub_eni], vlan_id=info.vlan_id, address=info.mac)]
         if net.sub_eni == "vlan":
             out += [AddLink(vpc.netns, info.vpc_port, "vlan", parent=node.network.trunk_port, vlan_id=info.vlan_id),
                     SetLink(vpc.netns, info.vpc_port, master=sn.bridge)]
-        out += [SetLink(pod.netns, "lo"), SetLink(pod.netns, "eth0"),
+        out += [SetLink(pod.netns, "lo"), SetLink(pod.netns, tmp, name="eth0"),
                 AddAddress(pod.netns, "eth0", IPv4Interface(f"{pod.ip}/{sn.cidr.prefixlen}")),
                 AddRoute(pod.netns, DEFAULT, via=sn.gateway.ip, dev="eth0"),
                 # The veth path: node IP and Service CIDR from the pod, the pod's /32 from the node.

@@ -140,11 +140,13 @@ class SetLink(Op):
     up: bool = True
     master: str | None = None
     address: str | None = None  # a MAC address to set
+    name: str | None = None  # rename the (down) device to this first, as `ip link set DEV name NAME`
 
     def __str__(self) -> str:
+        name = f" name {self.name}" if self.name else ""
         master = f" master {self.master}" if self.master else ""
         address = f" address {self.address}" if self.address else ""
-        return f"ip -n {self.netns} link set {self.ifname}{master}{address} {'up' if self.up else 'down'}"
+        return f"ip -n {self.netns} link set {self.ifname}{name}{master}{address} {'up' if self.up else 'down'}"
 
 
 @dataclass(frozen=True)

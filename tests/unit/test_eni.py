@@ -174,8 +174,10 @@ def test_sub_enis_are_created_straight_into_the_pod():
     c = lab.cluster("c1")
     web0 = next(p for p in c.pods if p.name == "web-0")
     (op,) = [op for op in _ops(lab, AddLink) if op.netns == web0.netns]
-    assert str(op) == (f"ip -n {c.node('node-1').netns} link add link eth1 name eth0 netns {web0.netns} "
+    assert str(op) == (f"ip -n {c.node('node-1').netns} link add link eth1 name sub-web-0 netns {web0.netns} "
                        "address 0a:58:c0:a8:02:0a type macvlan mode vepa")
+    renamed = [op for op in _ops(lab, SetLink) if op.netns == web0.netns and op.name]
+    assert [str(op) for op in renamed] == [f"ip -n {web0.netns} link set sub-web-0 name eth0 up"]
 
 
 def test_vlan_sub_enis_are_mapped_to_the_pod_at_the_vpc_side():
