@@ -303,8 +303,8 @@ class EniModel(NetworkModel):
         info: EniPod = pod.network
         vpc = lab.vpc_of_subnet(net.pod_subnet)
         sn = vpc.subnet(net.pod_subnet)
-        # Created under a name the node does not use (before Linux 6.9 or so the kernel
-        # looks the new name up in the requesting namespace), renamed eth0 in the pod.
+        # Created under a name the node does not use (older kernels, 6.1 among them, look a
+        # new link's name up in the requesting namespace: EEXIST for eth0), renamed in the pod.
         tmp = naming.ifname("sub-", pod.name, unique_by=f"{cluster.name}/{pod.name}")
         out: list[Op] = [AddNetns(pod.netns),
                          AddLink(pod.netns, tmp, net.sub_eni, parent=TRUNK, parent_netns=node.netns,
