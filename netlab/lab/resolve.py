@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv4Network
 
-from netlab import models
+from netlab import cloud, models
+from netlab.cloud import internet, natgw
 from netlab.errors import ScenarioError
 from netlab.lab import impair, ipam, naming, pods, refs
 from netlab.lab.model import (Attachment, ClusterInfo, HostInfo, Lab, NodeInfo, PodSetInfo, SubnetInfo,
-                              VpcInfo)
+                              VpcInfo, VpcRoute)
 from netlab.lab.services import resolve_services
-from netlab.scenario.loader import Source
+from netlab.scenario.loader import Source, format_path
 from netlab.scenario.schema import Scenario
 from netlab.scenario.types import ClusterBase, Path_
 
@@ -81,13 +82,16 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None 
 
     if check_host:
         _check_proxy_modes(scenario, ctx)
-    _check_route_quota(scenario, vpcs, ctx)
     hosts = [HostInfo(name=h.name, netns=naming.netns(scenario.name, h.name), ports=h.ports,
                       eth0=_attach(("hosts", hi), h.subnet, h.ip, vpcs, pools, ctx, owner=h.name))
              for hi, h in enumerate(scenario.hosts)]
     lab = Lab(name=scenario.name, description=scenario.description, scenario_file=source.file,
               features=sorted(features), underlay_mtu=ctx.underlay_mtu, vpcs=vpcs, hosts=hosts,
               clusters=clusters, checks=scenario.checks)
+    for obj in cloud.registry():
+        obj.resolve(scenario, lab, ctx)
+    _vpc_routes(scenario, lab, ctx)
+    _check_route_quota(scenario, vpcs, ctx)
     _check_refs(lab, ctx)
     lab.impairments = _impairments(scenario, lab, ctx)
     return lab
@@ -141,6 +145,11 @@ def _check_unique_names(s: Scenario, ctx: Context) -> None:
     _unique([x.name for x in s.clusters], ("clusters",), "cluster", ctx)
     for hi, h in enumerate(s.hosts):
         claim(naming.netns(s.name, h.name), ("hosts", hi, "name"), f"host '{h.name}'")
+    if s.internet is not None:
+        for netns, what, path in internet.netns_names(s.name, s.internet, [v.name for v in s.all_vpcs()]):
+            claim(netns, path, what)
+    for gi, gw in enumerate(s.nat_gateways):
+        claim(natgw.netns_of(s.name, gw.name), ("nat_gateways", gi, "name"), f"NAT gateway '{gw.name}'")
     for ci, c in enumerate(s.clusters):
         # A cluster's objects live under its name: it must not be a lab-level object's name.
         claim(naming.netns(s.name, c.name), ("clusters", ci, "name"), f"cluster '{c.name}'")
@@ -287,17 +296,61 @@ def _check_proxy_modes(s: Scenario, ctx: Context) -> None:
                             "in the kernel tier (a VM with Debian's stock kernel: `make test-kernel`, Vagrant)")
 
 
+def _vpc_routes(s: Scenario, lab: Lab, ctx: Context) -> None:
+    """The route entries a scenario writes into each VPC's route table: a destination and a
+    named next hop (a peering connection of this VPC, or its NAT gateway)."""
+    paths = [("vpc",)] + [("vpcs", i) for i in range(len(s.vpcs))]
+    for vpath, spec, vpc in zip(paths, s.all_vpcs(), lab.vpcs, strict=True):
+        for i, entry in enumerate(spec.routes):
+            path = vpath + ("routes", i)
+            kind, _, name = entry.nexthop.partition("/")
+            if kind == "peering":
+                peering = next((p for p in lab.peerings if p.name == name), None)
+                if peering is None:
+                    raise ctx.error(path + ("nexthop",), f"no peering '{name}'; peerings: "
+                                                         + (", ".join(p.name for p in lab.peerings) or "none"))
+                if vpc.name not in peering.vpcs:
+                    raise ctx.error(path + ("nexthop",), f"peering '{name}' connects {' and '.join(peering.vpcs)}, "
+                                                         f"not VPC '{vpc.name}'")
+                nexthop = peering.side(vpc.name)[2]
+            elif kind == "natgw":
+                gw = next((g for g in lab.nat_gateways if g.name == name and g.vpc == vpc.name), None)
+                if gw is None:
+                    raise ctx.error(path + ("nexthop",), f"VPC '{vpc.name}' has no NAT gateway '{name}'; its NAT "
+                                    "gateways: " + (", ".join(g.name for g in lab.nat_gateways
+                                                              if g.vpc == vpc.name) or "none"))
+                nexthop = gw.vpc_link.address.ip
+            else:
+                raise ctx.error(path + ("nexthop",), f"'{entry.nexthop}' is not a next hop; write "
+                                                     "peering/<name> or natgw/<name>")
+            local = next((sn for sn in vpc.subnets if entry.destination.overlaps(sn.cidr)), None)
+            if local is not None:
+                raise ctx.error(path + ("destination",), f"{entry.destination} overlaps subnet '{local.name}' "
+                                                         f"({local.cidr}) of VPC '{vpc.name}', which it reaches itself")
+            clash = next((r for r in vpc.routes if r.destination == entry.destination), None)
+            if clash is not None:
+                raise ctx.error(path + ("destination",), f"VPC '{vpc.name}' already routes {entry.destination} "
+                                                         f"(for {clash.owner})")
+            vpc.routes.append(VpcRoute(destination=entry.destination, nexthop=nexthop,
+                                       owner=format_path(path), target=entry.nexthop))
+
+
 def _check_route_quota(s: Scenario, vpcs: list[VpcInfo], ctx: Context) -> None:
     for vi, vpc in enumerate(vpcs):
         if len(vpc.routes) <= vpc.route_quota:
             continue
         owners = sorted({r.owner.split("/")[0] for r in vpc.routes})
-        ci = next((i for i, c in enumerate(s.clusters) if c.name == owners[-1]), 0)
+        clusters = [o for o in owners if any(c.name == o for c in s.clusters)]
+        ci = next((i for i, c in enumerate(s.clusters) if clusters and c.name == clusters[-1]), None)
         field = "vpc.route_quota" if vi == 0 else f"vpcs[{vi - 1}].route_quota"
-        raise ctx.error(("clusters", ci, "nodes"),
-                        f"the VPC route table{'' if len(vpcs) == 1 else f' of {vpc.name!r}'} needs {len(vpc.routes)} routes (one per node of "
-                        f"VPC-network clusters: {', '.join(owners)}) but {field} is {vpc.route_quota}; "
-                        "remove nodes or raise the quota")
+        nodes = len([r for r in vpc.routes if r.owner.split("/")[0] in clusters])
+        what = f"one per node of VPC-network clusters: {', '.join(clusters)}" if nodes == len(vpc.routes) \
+            else f"{nodes} for nodes of VPC-network clusters, {len(vpc.routes) - nodes} written or added " \
+                 "for peering and NAT gateways"
+        raise ctx.error(("clusters", ci, "nodes") if ci is not None else (field.split(".")[0], "route_quota"),
+                        f"the VPC route table{'' if len(vpcs) == 1 else f' of {vpc.name!r}'} needs "
+                        f"{len(vpc.routes)} routes ({what}) but {field} is {vpc.route_quota}; "
+                        "remove nodes or routes, or raise the quota")
 
 
 def _check_refs(lab: Lab, ctx: Context) -> None:
