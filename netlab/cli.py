@@ -321,6 +321,44 @@ def impair(lab: str, link: str, delay, jitter, loss, rate, clear: bool) -> None:
 
 @cli.command()
 @click.argument("lab")
+@click.argument("natgw", metavar="NATGW")
+@click.argument("action", required=False, type=click.Choice(["add", "remove"]))
+@click.argument("source", required=False)
+@click.option("--eip", help="add: the gateway's EIP to SNAT to (default: its first)")
+def nat(lab: str, natgw: str, action: str | None, source: str | None, eip: str | None) -> None:
+    """List, add or remove a NAT gateway's SNAT rules on a running lab.
+
+    SOURCE is a subnet of the gateway's VPC (its name, or a CIDR inside it).
+    Example: netlab nat access ngw remove nodes
+    `netlab check` then expects that subnet's traffic to the internet to be blocked.
+    """
+    from ipaddress import IPv4Address
+
+    from netlab.apply import executor
+    from netlab.cloud.natgw import NatError, change
+
+    _require_root("nat")
+    old = _read_lab(lab)
+    if action and not source:
+        raise UserError(f"{action} needs a SOURCE (a subnet name or CIDR)")
+    try:
+        address = IPv4Address(eip) if eip else None
+    except ValueError:
+        raise UserError(f"--eip: '{eip}' is not an IPv4 address") from None
+    try:
+        new, gw, ops = change(old, natgw, add=source if action == "add" else None,
+                              remove=source if action == "remove" else None, eip=address)
+    except NatError as e:
+        raise UserError(str(e)) from None
+    if action:
+        executor.change(old, new, [ops])
+    rules = ", ".join(f"{r.subnet} ({r.source}) → {r.eip}" for r in gw.snat_rules) or "none"
+    console.print(f"NAT gateway {gw.name} (VPC {gw.vpc}, EIPs {', '.join(map(str, gw.eips))}): "
+                  f"SNAT rules: {rules}", highlight=False)
+
+
+@cli.command()
+@click.argument("lab")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON report")
 @click.option("--junit", type=click.Path(dir_okay=False, writable=True), help="also write JUnit XML here")
 @click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each answer")
