@@ -199,7 +199,8 @@ def status(lab: str | None, as_json: bool) -> None:
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
     """Run CMD inside OBJECT's namespace (a VPC's router such as `vpc`, a host, or
-    CLUSTER/NODE or CLUSTER/POD).
+    CLUSTER/NODE or CLUSTER/POD; the cloud's `internet`, `internet/HOST`, `igw/VPC`,
+    `natgw/NAME`).
 
     Example: netlab exec vpc-basic c1/web-1 -- ip route
     """
