@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv4Network
 
 from netlab import cloud, models
-from netlab.cloud import internet, natgw
+from netlab.cloud import internet, natgw, vpc as vpc_cloud
 from netlab.errors import ScenarioError
 from netlab.lab import impair, ipam, naming, pods, refs
 from netlab.lab.model import (Attachment, ClusterInfo, HostInfo, Lab, NodeInfo, PodSetInfo, SubnetInfo,
-                              VpcInfo, VpcRoute)
+                              VpcInfo)
 from netlab.lab.services import resolve_services
-from netlab.scenario.loader import Source, format_path
+from netlab.scenario.loader import Source
 from netlab.scenario.schema import Scenario
 from netlab.scenario.types import ClusterBase, Path_
 
@@ -90,7 +90,7 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None 
               clusters=clusters, checks=scenario.checks)
     for obj in cloud.registry():
         obj.resolve(scenario, lab, ctx)
-    _vpc_routes(scenario, lab, ctx)
+    vpc_cloud.route_entries(scenario, lab, ctx)  # they name the objects just resolved
     _check_route_quota(scenario, vpcs, ctx)
     _check_refs(lab, ctx)
     lab.impairments = _impairments(scenario, lab, ctx)
@@ -294,45 +294,6 @@ def _check_proxy_modes(s: Scenario, ctx: Context) -> None:
                             f"proxy_mode {c.proxy_mode} needs {' and '.join(missing)}, which this kernel "
                             "lacks (see `netlab doctor`); use iptables or nftables here, or run the lab "
                             "in the kernel tier (a VM with Debian's stock kernel: `make test-kernel`, Vagrant)")
-
-
-def _vpc_routes(s: Scenario, lab: Lab, ctx: Context) -> None:
-    """The route entries a scenario writes into each VPC's route table: a destination and a
-    named next hop (a peering connection of this VPC, or its NAT gateway)."""
-    paths = [("vpc",)] + [("vpcs", i) for i in range(len(s.vpcs))]
-    for vpath, spec, vpc in zip(paths, s.all_vpcs(), lab.vpcs, strict=True):
-        for i, entry in enumerate(spec.routes):
-            path = vpath + ("routes", i)
-            kind, _, name = entry.nexthop.partition("/")
-            if kind == "peering":
-                peering = next((p for p in lab.peerings if p.name == name), None)
-                if peering is None:
-                    raise ctx.error(path + ("nexthop",), f"no peering '{name}'; peerings: "
-                                                         + (", ".join(p.name for p in lab.peerings) or "none"))
-                if vpc.name not in peering.vpcs:
-                    raise ctx.error(path + ("nexthop",), f"peering '{name}' connects {' and '.join(peering.vpcs)}, "
-                                                         f"not VPC '{vpc.name}'")
-                nexthop = peering.side(vpc.name)[2]
-            elif kind == "natgw":
-                gw = next((g for g in lab.nat_gateways if g.name == name and g.vpc == vpc.name), None)
-                if gw is None:
-                    raise ctx.error(path + ("nexthop",), f"VPC '{vpc.name}' has no NAT gateway '{name}'; its NAT "
-                                    "gateways: " + (", ".join(g.name for g in lab.nat_gateways
-                                                              if g.vpc == vpc.name) or "none"))
-                nexthop = gw.vpc_link.address.ip
-            else:
-                raise ctx.error(path + ("nexthop",), f"'{entry.nexthop}' is not a next hop; write "
-                                                     "peering/<name> or natgw/<name>")
-            local = next((sn for sn in vpc.subnets if entry.destination.overlaps(sn.cidr)), None)
-            if local is not None:
-                raise ctx.error(path + ("destination",), f"{entry.destination} overlaps subnet '{local.name}' "
-                                                         f"({local.cidr}) of VPC '{vpc.name}', which it reaches itself")
-            clash = next((r for r in vpc.routes if r.destination == entry.destination), None)
-            if clash is not None:
-                raise ctx.error(path + ("destination",), f"VPC '{vpc.name}' already routes {entry.destination} "
-                                                         f"(for {clash.owner})")
-            vpc.routes.append(VpcRoute(destination=entry.destination, nexthop=nexthop,
-                                       owner=format_path(path), target=entry.nexthop))
 
 
 def _check_route_quota(s: Scenario, vpcs: list[VpcInfo], ctx: Context) -> None:
