@@ -199,7 +199,8 @@ def status(lab: str | None, as_json: bool) -> None:
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
     """Run CMD inside OBJECT's namespace (a VPC's router such as `vpc`, a host, or
-    CLUSTER/NODE or CLUSTER/POD).
+    CLUSTER/NODE or CLUSTER/POD; the cloud's `internet`, `internet/HOST`, `igw/VPC`,
+    `natgw/NAME`).
 
     Example: netlab exec vpc-basic c1/web-1 -- ip route
     """
@@ -317,6 +318,44 @@ def impair(lab: str, link: str, delay, jitter, loss, rate, clear: bool) -> None:
         new = old.model_copy(update={"impairments": kept + [info]})
     executor.change(old, new, [ops])
     console.print(f"{link}: {ops[0]}", highlight=False)
+
+
+@cli.command()
+@click.argument("lab")
+@click.argument("natgw", metavar="NATGW")
+@click.argument("action", required=False, type=click.Choice(["add", "remove"]))
+@click.argument("source", required=False)
+@click.option("--eip", help="add: the gateway's EIP to SNAT to (default: its first)")
+def nat(lab: str, natgw: str, action: str | None, source: str | None, eip: str | None) -> None:
+    """List, add or remove a NAT gateway's SNAT rules on a running lab.
+
+    SOURCE is a subnet of the gateway's VPC (its name, or a CIDR inside it).
+    Example: netlab nat access ngw remove nodes
+    `netlab check` then expects that subnet's traffic to the internet to be blocked.
+    """
+    from ipaddress import IPv4Address
+
+    from netlab.apply import executor
+    from netlab.cloud.natgw import NatError, change
+
+    _require_root("nat")
+    old = _read_lab(lab)
+    if action and not source:
+        raise UserError(f"{action} needs a SOURCE (a subnet name or CIDR)")
+    try:
+        address = IPv4Address(eip) if eip else None
+    except ValueError:
+        raise UserError(f"--eip: '{eip}' is not an IPv4 address") from None
+    try:
+        new, gw, ops = change(old, natgw, add=source if action == "add" else None,
+                              remove=source if action == "remove" else None, eip=address)
+    except NatError as e:
+        raise UserError(str(e)) from None
+    if action:
+        executor.change(old, new, [ops])
+    rules = ", ".join(f"{r.subnet} ({r.source}) → {r.eip}" for r in gw.snat_rules) or "none"
+    console.print(f"NAT gateway {gw.name} (VPC {gw.vpc}, EIPs {', '.join(map(str, gw.eips))}): "
+                  f"SNAT rules: {rules}", highlight=False)
 
 
 @cli.command()

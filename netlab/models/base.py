@@ -11,7 +11,7 @@ what the rest of netlab needs from a model, nothing more:
 - plan: `ops` (wire nodes and pods), `pod_ops`/`pod_remove_ops`/`pod_address` (`netlab
   scale` adds and removes pods on a running lab);
 - checks: the traits of what the model promises (`ENCAP`, `VPC_HOST_TO_POD`, and the source
-  addresses a far end sees: `node_source`, `egress_source`, `node_addresses`);
+  addresses a far end sees: `node_source`, `egress_source`, `source_towards`, `node_addresses`);
 - show: `show` (the commands that display a node's model-specific datapath).
 
 Defaults follow the common case (pods in per-node blocks of the container CIDR, one routed
@@ -92,6 +92,13 @@ class NetworkModel(ABC):
     @abstractmethod
     def egress_source(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
         """The source a VPC host sees for a pod's traffic."""
+
+    def source_towards(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, dst: IPv4Address) -> IPv4Address:
+        """The source a pod's packet to `dst` (outside the container CIDR: a VPC host, a peer
+        VPC's host, the internet) carries when it leaves the node; the cloud's EIPs and NAT
+        gateways translate what leaves the VPC from there. Default: `egress_source`, whatever
+        the destination (a model that masquerades per destination overrides it)."""
+        return self.egress_source(cluster, node, pod)
 
     def node_addresses(self, cluster: ClusterInfo, node: NodeInfo) -> tuple[IPv4Address, ...]:
         """The node's own addresses a pod may see after SNAT (Services): the node IP, or the

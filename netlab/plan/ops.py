@@ -133,6 +133,7 @@ class AddRoute(Op):
     src: IPv4Address | None = None
     scope_link: bool = False
     onlink: bool = False  # the gateway is on the link even though no address says so
+    table: int | None = None  # a policy-routing table (default: main)
 
     def __str__(self) -> str:
         dst = "default" if self.destination.prefixlen == 0 else str(self.destination)
@@ -147,6 +148,28 @@ class AddRoute(Op):
             parts.append(f"src {self.src}")
         if self.onlink:
             parts.append("onlink")
+        if self.table is not None:
+            parts.append(f"table {self.table}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class AddRule(Op):
+    """A policy-routing rule: `ip rule add priority P [from SRC] lookup TABLE
+    [suppress_prefixlength N]`."""
+
+    priority: int
+    table: int
+    src: IPv4Network | None = None
+    suppress_prefixlength: int | None = None
+
+    def __str__(self) -> str:
+        parts = [f"ip -n {self.netns} rule add priority {self.priority}"]
+        if self.src is not None:
+            parts.append(f"from {self.src.network_address if self.src.prefixlen == 32 else self.src}")
+        parts.append(f"lookup {'main' if self.table == 254 else self.table}")
+        if self.suppress_prefixlength is not None:
+            parts.append(f"suppress_prefixlength {self.suppress_prefixlength}")
         return " ".join(parts)
 
 
