@@ -180,17 +180,32 @@ def status(lab: str | None, as_json: bool) -> None:
         else:
             console.print("\n".join(labs) if labs else "no lab is up")
         return
-    data = status_mod.collect(_read_lab(lab))
+    from netlab.lab import inventory
+
+    resolved = _read_lab(lab)
+    data = inventory.extend_status(resolved, status_mod.collect(resolved))
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
     procs = data["processes"]
     table = Table(title=f"lab {lab} ({data['state']}; {procs['running']}/{procs['expected']} processes running)")
-    for col in ("name", "kind", "cluster", "netns", "addresses"):
+    for col in ("name", "kind", "cluster", "node", "labels", "netns", "addresses"):
         table.add_column(col)
     for o in data["objects"]:
-        table.add_row(o["name"], o["kind"], o["cluster"] or "", o["netns"], ", ".join(o["addresses"]))
+        labels = ",".join(f"{k}={v}" for k, v in o.get("labels", {}).items())
+        table.add_row(o["name"], o["kind"], o["cluster"] or "", o.get("node", ""), labels, o["netns"],
+                      ", ".join(o["addresses"]))
     console.print(table)
+    if data["services"]:
+        svcs = Table(title="Services")
+        for col in ("cluster", "service", "type", "ClusterIP", "ports", "endpoints"):
+            svcs.add_column(col)
+        for s in data["services"]:
+            name = s["name"] if s["namespace"] == "default" else f"{s['namespace']}/{s['name']}"
+            svcs.add_row(s["cluster"], name, s["type"], s["cluster_ip"],
+                         ", ".join(inventory.port_text(p) for p in s["ports"]),
+                         ", ".join(f"{e['pod'].split('/', 1)[1]} {e['address']}" for e in s["endpoints"]) or "(none)")
+        console.print(svcs)
 
 
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True})
@@ -199,23 +214,30 @@ def status(lab: str | None, as_json: bool) -> None:
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
     """Run CMD inside OBJECT's namespace (a VPC's router such as `vpc`, a host, or
-    CLUSTER/NODE or CLUSTER/POD).
+    CLUSTER/NODE or CLUSTER/POD; a node or pod named alone when one cluster has it).
+    Inside a tunnel-model node, ovs-vsctl, ovs-ofctl and ovs-appctl talk to that node's own
+    Open vSwitch.
 
     Example: netlab exec vpc-basic c1/web-1 -- ip route
     """
+    from netlab import models
     from netlab.apply import processes
     from netlab.lab import refs
+    from netlab.lab.model import NodeInfo
 
     _require_root("exec")
     resolved = _read_lab(lab)
     try:
-        target = refs.lookup(resolved, obj)
+        target = refs.lookup_object(resolved, obj)
     except refs.RefError as e:
         raise UserError(f"OBJECT: {e}") from None
     if target.netns is None:
         raise UserError(f"OBJECT: {obj} is an address, not an object with a namespace")
-    netns = target.netns
-    sys.exit(processes.run_in(netns, list(cmd)))
+    argv = list(cmd)
+    if isinstance(target.obj, NodeInfo):
+        cluster = resolved.cluster(target.obj.cluster)
+        argv = models.get(cluster.model).exec_argv(resolved, cluster, target.obj, argv)
+    sys.exit(processes.run_in(target.netns, argv))
 
 
 @cli.command()

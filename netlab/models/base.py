@@ -12,7 +12,8 @@ what the rest of netlab needs from a model, nothing more:
   scale` adds and removes pods on a running lab);
 - checks: the traits of what the model promises (`ENCAP`, `VPC_HOST_TO_POD`, and the source
   addresses a far end sees: `node_source`, `egress_source`, `node_addresses`);
-- show: `show` (the commands that display a node's model-specific datapath).
+- exec and show: `exec_argv` (a user's command inside a node, its tools pointed at the
+  node's own daemons) and `show` (the commands that display a node's model-specific datapath).
 
 Defaults follow the common case (pods in per-node blocks of the container CIDR, one routed
 veth each); a model overrides what differs, as containerlab's kinds embed a default node.
@@ -97,6 +98,12 @@ class NetworkModel(ABC):
         """The node's own addresses a pod may see after SNAT (Services): the node IP, or the
         pod-side address MASQUERADE picks when the packet leaves towards a pod."""
         return (node.eth0.ip, node.pod_gateway) if node.pod_gateway else (node.eth0.ip,)
+
+    # -- exec -----------------------------------------------------------------------------
+    def exec_argv(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo, argv: list[str]) -> list[str]:
+        """The command `netlab exec` runs inside a node for a user's `argv` (a model whose
+        node runs daemons of its own points their clients at them)."""
+        return argv
 
     # -- show -----------------------------------------------------------------------------
     def show(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[ShowCommand]:

@@ -288,6 +288,30 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
     return out
 
 
+OVS_DAEMONS = ("ovs-vswitchd", "ovsdb-server")
+
+
+def ovs_appctl_target(argv: list[str], d: PurePosixPath) -> list[str]:
+    """`ovs-appctl [-t DAEMON] ...` aimed at a node's control sockets (`ovs-vswitchd` unless
+    the user names `ovsdb-server`, or a socket path of their own); other commands unchanged."""
+    if PurePosixPath(argv[0]).name != "ovs-appctl":
+        return argv
+    out = [argv[0]]
+    rest = list(argv[1:])
+    target = None
+    while rest and rest[0].startswith("-"):
+        opt = rest.pop(0)
+        if opt in ("-t", "--target") and rest:
+            target = rest.pop(0)
+        elif opt.startswith("--target="):
+            target = opt.split("=", 1)[1]
+        else:
+            out.append(opt)
+    if target is None or target in OVS_DAEMONS:
+        target = str(d / f"{target or 'ovs-vswitchd'}.ctl")
+    return out + [f"--target={target}", *rest]
+
+
 def _arp_reply(ip: IPv4Address, mac: str) -> str:
     return (f"table=10,priority=100,arp,arp_op=1,arp_tpa={ip},actions="
             f"move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:{mac}->eth_src,set_field:2->arp_op,"
@@ -429,6 +453,17 @@ class TunnelModel(NetworkModel):
         address of the device towards the pod (gw0 / cni0, or the VXLAN device's)."""
         extra = (vtep_ip(node),) if cluster.network.switch == "linux-bridge" else ()
         return (node.eth0.ip, node.pod_gateway) + extra
+
+    # -- exec ------------------------------------------------------------------------------
+    def exec_argv(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo, argv: list[str]) -> list[str]:
+        """Open vSwitch's clients find a node's own daemons: `OVS_RUNDIR` is the node's
+        directory (ovs-vsctl's default database `db.sock`, ovs-ofctl's `<bridge>.mgmt`);
+        ovs-appctl looks its target up by pidfile and `<daemon>.<pid>.ctl`, which the node's
+        daemons (started with a fixed `--unixctl` path) do not have, so its target is given."""
+        if cluster.network.switch != "ovs" or not argv:
+            return argv
+        d = node_dir(lab.name, cluster.name, node.name)
+        return ["env", f"OVS_RUNDIR={d}", f"OVS_DBDIR={d}", *ovs_appctl_target(argv, d)]
 
     # -- show ------------------------------------------------------------------------------
     def show(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[ShowCommand]:
