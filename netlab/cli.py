@@ -110,11 +110,24 @@ def schema() -> None:
 @cli.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--name", help="lab name (default: the scenario's name)")
-def plan(file: str | None, name: str | None) -> None:
-    """Print the operations `up` would run, as the equivalent commands."""
+@click.option("--script", is_flag=True, help="print a runnable bash script that builds the lab by hand")
+def plan(file: str | None, name: str | None, script: bool) -> None:
+    """Print the operations `up` would run, as the equivalent commands (`--script`: as a
+    bash script that builds the same lab, for typing it by hand)."""
     from netlab.plan.planner import build
 
-    click.echo(build(_load(file, name)).render(bodies=True))
+    lab = _load(file, name)
+    p = build(lab)
+    if not script:
+        click.echo(p.render(bodies=True))
+        return
+    from netlab import paths
+    from netlab.apply.state import make_record
+    from netlab.plan import script as script_mod
+
+    record = json.dumps(make_record(lab, phase="up", netns=lab.netns_names()), indent=1)
+    click.echo(script_mod.render(p, paths.lab_dir(lab.name), source=file or "(built-in default)",
+                                 register=record, netns=lab.netns_names()), nl=False)
 
 
 @cli.command()
