@@ -253,6 +253,50 @@ def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
     sys.exit(processes.run_in(target.netns, argv))
 
 
+def _object(resolved, text: str, what: str = "OBJECT"):
+    """A lab object with a namespace, named as users write it (bare names when unique)."""
+    from netlab.lab import refs
+
+    try:
+        target = refs.lookup_object(resolved, text)
+    except refs.RefError as e:
+        raise UserError(f"{what}: {e}") from None
+    if target.netns is None:
+        raise UserError(f"{what}: {text} is an address, not an object with a namespace")
+    return target
+
+
+@cli.command()
+@click.argument("lab")
+@click.argument("where", metavar="OBJECT[:IFACE]")
+@click.option("-w", "write", type=click.Path(dir_okay=False, writable=True),
+              help="write a pcap file (Wireshark opens it) instead of printing packets")
+@click.option("--filter", "bpf", metavar="BPF", help="a tcpdump filter, e.g. 'udp port 4789'")
+@click.option("--count", type=click.IntRange(min=1), help="stop after N packets")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="stop after this long")
+def capture(lab: str, where: str, write: str | None, bpf: str | None, count: int | None,
+            seconds: float | None) -> None:
+    """Capture packets on OBJECT's interface (default eth0) with tcpdump inside its namespace.
+
+    Example: netlab capture tunnel-basic node-1:eth0 -w vxlan.pcap --filter 'udp port 4789' --count 10
+    """
+    import re
+
+    from netlab.apply import capture as capture_mod
+
+    _require_root("capture")
+    resolved = _read_lab(lab)
+    name, _, ifname = where.partition(":")
+    ifname = ifname or "eth0"
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,15}", ifname):
+        raise UserError(f"IFACE: '{ifname}' is not an interface name (at most 15 letters, digits, '_.@-')")
+    target = _object(resolved, name)
+    capture_mod.capture(target.netns, ifname, out=Path(write) if write else None, bpf=bpf,
+                        count=count, seconds=seconds)
+    if write:
+        err_console.print(f"wrote {write}", highlight=False)
+
+
 @cli.command()
 @click.argument("lab")
 @click.argument("node")
