@@ -297,6 +297,90 @@ def capture(lab: str, where: str, write: str | None, bpf: str | None, count: int
         err_console.print(f"wrote {write}", highlight=False)
 
 
+@cli.command(name="trace")
+@click.argument("lab")
+@click.argument("src", metavar="FROM")
+@click.argument("dst", metavar="TO[:PORT]")
+@click.option("--proto", type=click.Choice(["tcp", "udp", "icmp"]),
+              help="default: tcp with a PORT, icmp without")
+@click.option("--json", "as_json", is_flag=True, help="print the stable JSON report")
+@click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for the answer")
+def trace_(lab: str, src: str, dst: str, proto: str | None, as_json: bool, timeout: float) -> None:
+    """Send one real probe FROM an object TO an object, Service or address, and show every
+    hop: routes, netfilter rules (iptables and nftables), NAT, Open vSwitch tables, VXLAN,
+    and where and why it died. Exit 1 if it was not answered.
+
+    Example: netlab trace services ipt/client ipt/svc/web:80
+    """
+    from netlab.apply import trace as trace_mod
+    from netlab.lab import refs
+    from netlab.trace.path import Probe
+
+    _require_root("trace")
+    resolved = _read_lab(lab)
+    source = _object(resolved, src, "FROM")
+    try:
+        name, port = refs.split_port(dst)
+        if "/svc/" in name or "/" not in name and not _is_address(name):
+            target = refs.lookup_object(resolved, name) if "/svc/" not in name else refs.lookup(resolved, name)
+        else:
+            target = refs.lookup(resolved, name)
+    except refs.RefError as e:
+        raise UserError(f"TO: {e}") from None
+    proto = proto or ("tcp" if port else "icmp")
+    if proto != "icmp" and port is None:
+        raise UserError(f"TO: {proto} needs a port: {dst}:PORT")
+    if proto == "icmp" and port is not None:
+        raise UserError("TO: ICMP has no port; drop ':PORT' or give --proto tcp|udp")
+    probe = Probe(src_object=source.name, src_netns=source.netns, src_ip=str(source.ip), dst=target.name,
+                  dst_ip=str(target.ip), proto=proto, ident=trace_mod.pick_ident(proto), port=port)
+    report = trace_mod.trace(resolved, probe, timeout=timeout)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_trace(report)
+    sys.exit(0 if report["result"]["reached"] else 1)
+
+
+def _is_address(text: str) -> bool:
+    from ipaddress import ip_address
+
+    try:
+        ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _print_trace(report: dict) -> None:
+    from netlab.trace.path import hop_lines
+
+    p = report["probe"]
+    ident = f"sport {p['sport']}" if "sport" in p else f"icmp id {p['icmp_id']}"
+    console.print(f"[bold]trace[/bold] {report['from']} → {report['to']} {report['proto']} "
+                  f"({p['src']} → {p['dst']}, {ident})", highlight=False)
+    for direction in ("request", "reply"):
+        hops = [h for h in report["hops"] if h["direction"] == direction]
+        if not hops:
+            continue
+        table = Table(title=f"{direction}", title_justify="left", show_lines=True)
+        for col in ("#", "where", "what"):
+            table.add_column(col, overflow="fold")
+        for i, hop in enumerate(hops, 1):
+            where, what, details = hop_lines(hop)
+            table.add_row(str(i), where, "\n".join([what] + [f"  {d}" for d in details]))
+        console.print(table)
+    for kp in report["kube_proxy"]:
+        console.print(f"kube-proxy on {kp['object']}: {' → '.join(kp['chains'])}"
+                      + (f"; DNAT to {kp['dnat']}" if kp["dnat"] else ""), highlight=False)
+    r = report["result"]
+    colour = "green" if r["reached"] else "red"
+    console.print(f"[{colour}]{'reached' if r['reached'] else 'not reached'}[/{colour}]: {r['detail']}", highlight=False)
+    if report["died"]:
+        d = report["died"]
+        console.print(f"[red]died[/red] ({d['direction']}) at {d['object'] or '?'}: {d['reason']}", highlight=False)
+
+
 @cli.command()
 @click.argument("lab")
 @click.argument("node")
