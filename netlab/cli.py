@@ -297,6 +297,54 @@ def capture(lab: str, where: str, write: str | None, bpf: str | None, count: int
         err_console.print(f"wrote {write}", highlight=False)
 
 
+@cli.command()
+@click.argument("source", metavar="LAB|FILE")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="the file to write: .svg, .png, .dot or .html (a self-contained page)")
+@click.option("--format", "fmt", type=click.Choice(["svg", "png", "dot", "html"]),
+              help="default: from the output file's extension")
+def graph(source: str, output: str, fmt: str | None) -> None:
+    """Draw a lab: VPCs, subnets, route tables, nodes, pods, tunnels, Services and, after
+    `netlab check`, the checks (green: as expected, red: not). LAB is a running lab; FILE a
+    scenario, drawn without building anything.
+
+    Example: netlab graph vpc-basic -o vpc-basic.html
+    """
+    from netlab.apply import graphviz
+    from netlab.graph import build, dot, html
+
+    fmt = fmt or Path(output).suffix.lstrip(".").lower()
+    if fmt not in ("svg", "png", "dot", "html"):
+        raise UserError(f"-o: {output}: say which format with an extension .svg, .png, .dot or .html, or --format")
+    checks = None
+    if Path(source).is_file():
+        lab = _load(source, host=False)
+    else:
+        from pydantic import TypeAdapter, ValidationError
+
+        from netlab.apply.state import StateDir
+        from netlab.scenario.types import LabName
+        try:
+            TypeAdapter(LabName).validate_python(source)
+        except ValidationError:
+            raise UserError(f"LAB|FILE: '{source}' is neither a file nor a lab name") from None
+        lab = _read_lab(source)
+        last = StateDir(source).path / "last-check.json"
+        if last.exists():
+            checks = json.loads(last.read_text())
+    g = build.build(lab, checks)
+    text = dot.render(g)
+    if fmt == "dot":
+        Path(output).write_text(text)
+    elif fmt == "html":
+        Path(output).write_text(html.render(g, graphviz.draw(text, "svg").decode()))
+    else:
+        Path(output).write_bytes(graphviz.draw(text, fmt))
+    s = build.summary(g)
+    console.print(f"wrote {output}: {sum(s['objects'].values())} objects, {len(g.edges)} links"
+                  + (f", {s['checks']['ok'] + s['checks']['failed']} checks" if checks else ""), highlight=False)
+
+
 @cli.command(name="trace")
 @click.argument("lab")
 @click.argument("src", metavar="FROM")
@@ -506,7 +554,19 @@ def _check(lab, as_json: bool, junit: str | None, timeout: float) -> int:
         report.print_table(lab.name, results, console, seconds)
     if junit:
         Path(junit).write_text(report.to_junit(lab.name, results, seconds))
+    _save_last_check(lab.name, report.to_json(lab.name, results))
     return 0 if all(r.ok for r in results) else 1
+
+
+def _save_last_check(lab: str, text: str) -> None:
+    """The last report, in the lab's state directory: `netlab graph` draws the checks."""
+    from netlab.apply.state import StateDir
+
+    state = StateDir(lab)
+    if state.exists():
+        tmp = state.path / "last-check.json.tmp"
+        tmp.write_text(text)
+        tmp.replace(state.path / "last-check.json")
 
 
 @cli.command()
