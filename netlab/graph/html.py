@@ -28,6 +28,8 @@ h1 { font-size: 16px; margin: 0 0 6px; }
 .checks li.failed { color: #cc0000; } .checks li.ok { color: #38761d; }
 svg .dim { opacity: 0.18; } svg .hl polygon, svg .hl path, svg .hl ellipse { stroke-width: 3px; }
 svg g.node { cursor: pointer; }
+#drawing svg { max-width: 100%; height: auto; }
+#selftest { display: none; }
 """
 
 JS = """
@@ -81,7 +83,8 @@ def render(g: Graph, svg: str) -> str:
                       for n in g.nodes]}
     checks = [e for e in g.edges if e.kind == "check"]
     check_items = "".join(f'<li class="{"ok" if e.ok else "failed"}">{"✓" if e.ok else "✗"} {html.escape(e.title)}</li>'
-                          for e in checks)
+                          for e in sorted(checks, key=lambda e: bool(e.ok)))
+    failed = sum(1 for e in checks if not e.ok)
     legend = ('<div class="legend"><span>▭ pod</span><span>⬡ Service</span><span>▯ node</span>'
               '<span style="color:#e69138">━ VXLAN tunnel</span><span style="color:#3d85c6">┈ VPC route</span>'
               '<span style="color:#a64d79">╌ endpoint</span><span style="color:#38761d">━ check reached</span>'
@@ -100,7 +103,7 @@ def render(g: Graph, svg: str) -> str:
 {legend}
 <p>Hover an object to see what it connects to; click it for its details.</p>
 <div id="details"></div>
-{'<h1>checks</h1><ul class="checks">' + check_items + '</ul>' if checks else '<p>No check yet: <code>netlab check</code> adds them.</p>'}
+{f'<details{" open" if failed else ""}><summary><b>checks</b> ({len(checks)} drawn, {failed} not as expected)</summary><ul class="checks">' + check_items + '</ul></details>' if checks else '<p>No check yet: <code>netlab check</code> adds them.</p>'}
 <div id="selftest"></div>
 </div>
 <script type="application/json" id="lab-data">{payload}</script>
