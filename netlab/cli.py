@@ -235,17 +235,11 @@ def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
     """
     from netlab import models
     from netlab.apply import processes
-    from netlab.lab import refs
     from netlab.lab.model import NodeInfo
 
     _require_root("exec")
     resolved = _read_lab(lab)
-    try:
-        target = refs.lookup_object(resolved, obj)
-    except refs.RefError as e:
-        raise UserError(f"OBJECT: {e}") from None
-    if target.netns is None:
-        raise UserError(f"OBJECT: {obj} is an address, not an object with a namespace")
+    target = _object(resolved, obj)
     argv = list(cmd)
     if isinstance(target.obj, NodeInfo):
         cluster = resolved.cluster(target.obj.cluster)

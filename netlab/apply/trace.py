@@ -211,10 +211,10 @@ def _conntrack(netns: str, probe: path.Probe) -> list[conntrack.Entry]:
     return conntrack.parse(stdout) if code == 0 else []
 
 
-def _ovs_trace(q: path.OvsQuery) -> ovstrace.OvsTrace:
-    stdout, err, code = _run(None, ["ovs-appctl", "-t", q.ctl, "ofproto/trace", "br-int", q.flow])
+def _switch(q) -> ovstrace.OvsTrace:
+    stdout, err, code = _run(None, list(q.argv))
     if code != 0:
-        raise ApplyError(f"ofproto/trace on {q.cluster}/{q.node}: {err}")
+        raise ApplyError(f"{' '.join(q.argv[:4])} on {q.cluster}/{q.node}: {err}")
     return ovstrace.parse(stdout)
 
 
@@ -230,20 +230,15 @@ def assemble(lab: Lab, probe: path.Probe, names: dict[str, str], found: dict[str
             if direction == "request":
                 hop["nat"] = [n for e in _conntrack(netns, probe) for n in e.nat()]
             hops.append(hop)
-            vx = path.kernel_vxlan(lab, hop)
-            if vx:
-                hops.append(vx)
-            q = path.ovs_entry(lab, hop, t)
+            encap = path.encap_hop(lab, hop)
+            if encap:
+                hops.append(encap)
+            q = path.switch_entry(lab, hop, t)
             for _ in range(4):  # a pod's br-int, the tunnel, the far node's br-int
                 if q is None:
                     break
-                res = _ovs_trace(q)
-                hops.append(path.ovs_hop(lab, direction, q, res))
-                exit_ = path.tunnel_exit(lab, direction, q, res, t)
-                if not exit_:
-                    break
-                hops.append(exit_[0])
-                q = exit_[1]
+                switch, underlay, q = path.switch_hop(lab, direction, q, _switch(q))
+                hops += [switch] + ([underlay] if underlay else [])
     for hop in hops:
         if hop["kind"] == "underlay":
             seen = next((w for w in wire if w["on"].startswith(hop["from_object"] + " ")

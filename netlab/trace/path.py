@@ -30,8 +30,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo
+from netlab import models
 from netlab.lab import services as svc_mod
+from netlab.lab.model import Lab
 from netlab.trace import ovstrace
 from netlab.trace.nftrace import Packet, Traversal
 
@@ -147,128 +148,39 @@ def _kind(lab: Lab, netns: str) -> str:
     return next((kind for kind, _, _, ns in lab.objects() if ns == netns), "?")
 
 
-# -- Open vSwitch -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class OvsQuery:
-    """One `ofproto/trace` to run on a node's br-int."""
-
-    cluster: str
-    node: str
-    ctl: str  # the node's ovs-vswitchd control socket
-    in_port: str
-    flow: str  # the ofproto/trace flow argument
-
-
-def _ovs(lab: Lab) -> list[tuple[ClusterInfo, NodeInfo]]:
-    return [(c, n) for c in lab.clusters if c.network is not None and getattr(c.network, "switch", None) == "ovs"
-            for n in c.nodes]
-
-
-def _flow(in_port: str, p: Packet, proto: str, dl_src: str, dl_dst: str, extra: str = "") -> str:
-    fields = [f"in_port={in_port}", *([extra] if extra else []), proto, f"dl_src={dl_src}", f"dl_dst={dl_dst}",
-              f"nw_src={p.saddr}", f"nw_dst={p.daddr}", f"nw_ttl={p.ttl or 64}"]
-    if proto in ("tcp", "udp"):
-        fields += [f"tp_src={p.sport}", f"tp_dst={p.dport}"]
-    elif proto == "icmp":
-        fields += ["icmp_type=8" if p.icmp_type == "echo-request" else "icmp_type=0", "icmp_code=0"]
-    return ",".join(fields)
-
-
-def ovs_entry(lab: Lab, hop: dict, t: Traversal) -> OvsQuery | None:
-    """The br-int trace for a packet a netns hop hands to Open vSwitch: a pod's `eth0` on an
-    OVS node, or a node stack's `gw0`."""
-    from netlab.models.tunnel import GW_PORT, mac_of, node_dir
-
+# -- virtual switches and tunnels (the network models say how) -----------------------------
+def switch_entry(lab: Lab, hop: dict, t: Traversal):
+    """The switch query for a packet a netns hop hands to a node's virtual switch, if any."""
     if hop["out"] is None or t.left is None:
         return None
-    p = t.left
-    for c, n in _ovs(lab):
-        d = node_dir(lab.name, c.name, n.name)
-        ctl = str(d / "ovs-vswitchd.ctl")
-        if hop["netns"] == n.netns and hop["out"] == GW_PORT:
-            flow = _flow(GW_PORT, p, p.proto, mac_of(n.pod_gateway), mac_of_ip(p.daddr))
-            return OvsQuery(c.name, n.name, ctl, GW_PORT, flow)
-        for pod in c.pods_on(n.name):
-            if hop["netns"] == pod.netns and hop["out"] == "eth0":
-                flow = _flow(pod.host_ifname, p, p.proto, mac_of(pod.ip), mac_of(n.pod_gateway))
-                return OvsQuery(c.name, n.name, ctl, pod.host_ifname, flow)
+    for c in lab.clusters:
+        q = models.get(c.model).trace_into_switch(lab, c, hop["netns"], hop["out"], t.left)
+        if q is not None:
+            return q
     return None
 
 
-def mac_of_ip(ip: str | None) -> str:
-    from ipaddress import IPv4Address
-
-    from netlab.models.tunnel import mac_of
-
-    return mac_of(IPv4Address(ip)) if ip else "00:00:00:00:00:00"
-
-
-def ovs_hop(lab: Lab, direction: str, q: OvsQuery, result: ovstrace.OvsTrace) -> dict:
+def switch_hop(lab: Lab, direction: str, q, result: ovstrace.OvsTrace) -> tuple[dict, dict | None, object]:
+    """The switch hop, the underlay hop after it (if it tunnelled) and the next switch query."""
     cluster = lab.cluster(q.cluster)
-    node = cluster.node(q.node)
-    return {"direction": direction, "kind": "ovs", "object": f"{q.cluster}/{q.node}", "bridge": "br-int",
-            "in_port": q.in_port, "flows": [f.as_json() for f in result.flows],
-            "output": port_name(cluster, node, result.output_port), "tunnel": result.tunnel,
-            "dropped": result.dropped, "datapath_actions": result.datapath_actions}
+    output, underlay, nxt = models.get(cluster.model).trace_switch_result(lab, cluster, q, result)
+    hop = {"direction": direction, "kind": "ovs", "object": f"{q.cluster}/{q.node}", "bridge": "br-int",
+           "in_port": q.in_port, "flows": [f.as_json() for f in result.flows], "output": output,
+           "tunnel": result.tunnel, "dropped": result.dropped, "datapath_actions": result.datapath_actions}
+    if underlay:
+        underlay = {"direction": direction, "kind": "underlay", **underlay, "seen": None}
+    return hop, underlay, nxt
 
 
-def port_name(cluster: ClusterInfo, node: NodeInfo, port: int | None) -> str | None:
-    from netlab.models.tunnel import GW_OFPORT, GW_PORT, TUN_OFPORT, TUN_PORT, pod_ofport
-
-    if port is None:
+def encap_hop(lab: Lab, hop: dict) -> dict | None:
+    """The underlay hop after a node stack sent into a kernel tunnel device, if it did."""
+    if hop["out"] is None:
         return None
-    if port == GW_OFPORT:
-        return GW_PORT
-    if port == TUN_OFPORT:
-        return TUN_PORT
-    pod = next((p for p in cluster.pods_on(node.name) if pod_ofport(node, p) == port), None)
-    return pod.host_ifname if pod else str(port)
-
-
-def tunnel_exit(lab: Lab, direction: str, q: OvsQuery, result: ovstrace.OvsTrace,
-                t: Traversal) -> tuple[dict, OvsQuery | None] | None:
-    """After a br-int that pushed a VXLAN header: the underlay hop, and the trace of the
-    receiving node's br-int (in_port vxlan0, the tunnel metadata OVS will have)."""
-    from netlab.models.tunnel import TUN_PORT, mac_of, node_dir
-
-    if not result.tunnel:
-        return None
-    cluster = lab.cluster(q.cluster)
-    src = cluster.node(q.node)
-    dst = next((n for n in cluster.nodes if str(n.eth0.ip) == result.tunnel["dst"]), None)
-    underlay = {"direction": direction, "kind": "underlay", "encap": "vxlan", "vni": result.tunnel["vni"],
-                "outer_src": result.tunnel["src"], "outer_dst": result.tunnel["dst"],
-                "dst_port": result.tunnel["dst_port"], "from_object": f"{cluster.name}/{src.name}",
-                "to_object": f"{cluster.name}/{dst.name}" if dst else None,
-                "via": lab.vpc_of_subnet(src.eth0.subnet).name, "seen": None}
-    if dst is None:
-        return underlay, None
-    p = t.left
-    tun = f"tun_id={result.tunnel['vni']},tun_src={result.tunnel['src']},tun_dst={result.tunnel['dst']}"
-    flow = _flow(TUN_PORT, p, p.proto, mac_of(src.pod_gateway), mac_of(dst.pod_gateway), tun)
-    d = node_dir(lab.name, cluster.name, dst.name)
-    return underlay, OvsQuery(cluster.name, dst.name, str(d / "ovs-vswitchd.ctl"), TUN_PORT, flow)
-
-
-def kernel_vxlan(lab: Lab, hop: dict) -> dict | None:
-    """A node stack sending into a kernel VXLAN device (switch: linux-bridge): the underlay hop,
-    its far end found from the route's next hop (the remote node's VTEP address)."""
-    from netlab.models.tunnel import vtep_device, vtep_ip
-
+    gw = (hop.get("route") or {}).get("gateway")
     for c in lab.clusters:
-        net = c.network
-        if net is None or getattr(net, "switch", None) != "linux-bridge":
-            continue
-        for n in c.nodes:
-            if hop["netns"] != n.netns or hop["out"] != vtep_device(net.vni):
-                continue
-            gw = (hop.get("route") or {}).get("gateway")
-            far = next((r for r in c.nodes if gw and str(vtep_ip(r)) == gw), None)
-            return {"direction": hop["direction"], "kind": "underlay", "encap": "vxlan", "vni": net.vni,
-                    "outer_src": str(n.eth0.ip), "outer_dst": str(far.eth0.ip) if far else None,
-                    "dst_port": net.port, "from_object": f"{c.name}/{n.name}",
-                    "to_object": f"{c.name}/{far.name}" if far else None,
-                    "via": lab.vpc_of_subnet(n.eth0.subnet).name, "seen": None}
+        u = models.get(c.model).trace_encap(lab, c, hop["netns"], hop["out"], gw)
+        if u:
+            return {"direction": hop["direction"], "kind": "underlay", **u, "seen": None}
     return None
 
 

@@ -142,3 +142,16 @@ def test_trace_refuses_bad_input(services):
     assert bad.returncode == 2 and "write ipt/client or nft/client" in bad.stderr
     bad = netlab("trace", services, "ipt/client", "ipt/web-0", "--proto", "tcp")
     assert bad.returncode == 2 and "needs a port" in bad.stderr
+
+
+def test_linux_bridge_trace_shows_the_kernel_vxlan_hop(lab):
+    lab("scenarios/tunnel-linux-bridge.yaml", "tr-trlb")
+    r = trace("tr-trlb", "client", "web-2:8080")
+    request = [h for h in r["hops"] if h["direction"] == "request"]
+    assert [h["kind"] for h in request] == ["netns", "netns", "underlay", "netns", "netns"]
+    node1, vxlan = request[1], request[2]
+    assert node1["object"] == "c1/node-1" and node1["out"] == "vxlan.100"
+    assert (vxlan["vni"], vxlan["outer_src"], vxlan["outer_dst"]) == (100, "192.168.0.10", "192.168.0.11")
+    assert "inner 172.16.0.3→172.16.1.2" in vxlan["seen"]
+    assert request[3]["in"] == "vxlan.100" and request[4]["fate"] == "delivered"
+    assert_untouched("tr-trlb")
