@@ -4,7 +4,8 @@ namespace and switch says about it.
 1. In every namespace the probe may cross, `nft monitor` starts, then a trace table of
    netlab's own (`netlab.trace.nftrace.ruleset`) is added: it sets `meta nftrace` for the
    probe's flow only (its source port or ICMP id, both directions). Each monitor's echo of
-   that table's creation proves it listens before any packet flows.
+   that table's creation (or, if it subscribed too late for that, of a chain made and
+   dropped again) proves it listens before any packet flows.
 2. One probe (TCP connection with a line of text, UDP datagram, or ICMP echo) from a socket
    opened inside the source namespace, from a fixed source port; AF_PACKET sockets on the
    underlay of tunnel nodes watch for its VXLAN frames.
@@ -48,7 +49,7 @@ class Monitor:
 
     def read(self) -> None:
         for line in self.proc.stdout:
-            if line.startswith(f"add table ip {nftrace.TABLE}"):
+            if line.startswith((f"add table ip {nftrace.TABLE}", f"add chain ip {nftrace.TABLE} ready")):
                 self.ready.set()
             elif line.startswith("trace id"):
                 self.lines.append(line)
@@ -86,10 +87,15 @@ def trace(lab: Lab, probe: path.Probe, *, timeout: float = 2.0) -> dict:
         for netns in instrumented:
             _nft(netns, ["-f", "-"], rules)
             added.append(netns)
+        # A monitor that subscribed after its table appeared missed the event: ping it with a
+        # chain made and dropped again until it has seen one.
         deadline = time.monotonic() + READY_TIMEOUT
-        for m in monitors:
-            if not m.ready.wait(max(0.0, deadline - time.monotonic())):
-                raise ApplyError(f"nft monitor in {m.netns} did not start")
+        while waiting := [m for m in monitors if not m.ready.wait(0.2)]:
+            if time.monotonic() > deadline:
+                raise ApplyError(f"nft monitor in {waiting[0].netns} did not start")
+            for m in waiting:
+                _nft(m.netns, ["-f", "-"], f"add chain ip {nftrace.TABLE} ready\n"
+                                           f"delete chain ip {nftrace.TABLE} ready\n")
         spaces = Namespaces()
         sniffers = _sniffers(lab, probe, spaces)
         result = _send(spaces, probe, timeout)
