@@ -9,11 +9,15 @@ STAMP  := $(VENV)/.installed
 .DEFAULT_GOAL := help
 include mk/kernel.mk
 
+# A real browser for the test that opens `netlab graph`'s HTML page (81 MB download, about
+# 290 MB installed, about 50 s to install here).
+BROWSER_APT_PACKAGES := chromium
+
 # Debian packages the lab drives (datapaths, rule loaders, probes), plus the kernel tier's
 # (a VM with Debian's stock kernel for IPVS, the OVS kernel datapath, ipvlan, netem).
 APT_PACKAGES := iproute2 iptables nftables ipset nfacct conntrack openvswitch-switch ipvsadm \
-                ethtool tcpdump iputils-ping iperf3 kmod procps util-linux \
-                python3 python3-venv python3-pip $(KERNEL_APT_PACKAGES)
+                ethtool tcpdump iputils-ping iperf3 kmod procps util-linux graphviz \
+                python3 python3-venv python3-pip $(KERNEL_APT_PACKAGES) $(BROWSER_APT_PACKAGES)
 
 .PHONY: setup apt venv demo test test-unit bench bench-tunnel clean help
 
