@@ -1,9 +1,11 @@
 """A lab as a graph (pure): what is drawn, independent of how.
 
 Nodes: each VPC's router (with its route table), subnets, VPC hosts, and per cluster its
-nodes (with their pod CIDR), pods (address, labels) and Services (ClusterIP, ports).
-Edges: machines on subnets, pods on nodes, Services to their endpoints, VPC routes to the
-nodes they point at, and the tunnel between every two nodes of a tunnel-model cluster.
+nodes (with their pod CIDR), pods (address, labels) and Services (ClusterIP, ports); around
+them the internet with its public hosts, each VPC's internet gateway (its EIPs) and NAT
+gateways. Edges: machines on subnets, pods on nodes, Services to their endpoints, VPC routes
+to the nodes they point at, the tunnel between every two nodes of a tunnel-model cluster,
+EIPs to what they are bound to, and peering connections.
 After `netlab check`, each explicit or generated check between two drawn objects is an
 edge too, green when it came out as expected (reached or blocked), red when not.
 Groups (Graphviz clusters): a VPC, and inside it each Kubernetes cluster, each node.
@@ -23,7 +25,7 @@ from netlab.lab.model import Lab
 @dataclass
 class Node:
     id: str
-    kind: str  # vpc | subnet | host | node | pod | service
+    kind: str  # vpc | subnet | host | node | pod | service | internet | igw | natgw
     label: str  # first line: the name
     details: list[str] = field(default_factory=list)
     group: str | None = None  # the id of the group it is drawn in
@@ -33,7 +35,7 @@ class Node:
 class Edge:
     src: str
     dst: str
-    kind: str  # attach | pod | endpoint | route | tunnel | check
+    kind: str  # attach | pod | endpoint | route | tunnel | eip | peering | check
     label: str = ""
     ok: bool | None = None  # checks: as expected?
     title: str = ""  # hover text
@@ -43,7 +45,7 @@ class Edge:
 class Group:
     id: str
     label: str
-    kind: str  # vpc | cluster | node
+    kind: str  # vpc | cluster | node | internet
     parent: str | None = None
 
 
@@ -108,6 +110,7 @@ def build(lab: Lab, checks: dict | None = None) -> Graph:
                     g.edges.append(Edge(f"node:{c.name}/{a.name}", f"node:{c.name}/{b.name}", "tunnel",
                                         f"VXLAN {net.vni}", title=f"VXLAN vni {net.vni} udp/{net.port} "
                                                                   f"{a.eth0.ip} ↔ {b.eth0.ip}"))
+    _edge_objects(g, lab)
     for vpc in lab.vpcs:
         for r in vpc.routes:
             owner = f"node:{r.owner}" if g.node(f"node:{r.owner}") else None
@@ -119,13 +122,55 @@ def build(lab: Lab, checks: dict | None = None) -> Graph:
     return g
 
 
+def _edge_objects(g: Graph, lab: Lab) -> None:
+    """The cloud around the VPCs: the internet and its public hosts, each VPC's internet
+    gateway, NAT gateways, EIPs (on the gateway, pointing at what they are bound to) and
+    peering connections."""
+    inet = lab.internet
+    if inet is not None:
+        g.groups.append(Group("group:internet", f"internet {inet.cidr}", "internet"))
+        g.nodes.append(Node("internet:internet", "internet", "internet router",
+                            [f"{inet.gateway}", f"EIP pool {inet.eip_pool}"], "group:internet"))
+        for h in inet.hosts:
+            ports = ", ".join(f"{p.port}/{p.protocol}" for p in h.ports)
+            g.nodes.append(Node(f"host:internet/{h.name}", "host", h.name,
+                                [str(h.eth0.ip)] + ([ports] if ports else []),
+                                "group:internet"))
+            g.edges.append(Edge("internet:internet", f"host:internet/{h.name}", "attach", "eth0"))
+    for igw in lab.igws:
+        gid = f"igw:{igw.vpc}"
+        eips = [e for e in lab.eips if e.vpc == igw.vpc and e.kind != "natgw"]
+        g.nodes.append(Node(gid, "igw", f"internet gateway {igw.vpc}",
+                            [f"EIP {e.ip} → {e.bind} ({e.private})" for e in eips] or ["no EIP bound"],
+                            f"group:vpc/{igw.vpc}"))
+        g.edges.append(Edge(f"vpc:{igw.vpc}", gid, "attach", str(igw.vpc_link.address.ip)))
+        if inet is not None:
+            g.edges.append(Edge(gid, "internet:internet", "attach", str(igw.internet_link.address.ip)))
+        for e in eips:
+            target = _object_id(g, lab, e.bind)
+            if target:
+                g.edges.append(Edge(gid, target, "eip", f"EIP {e.ip}", title=f"1:1 NAT {e.ip} ↔ {e.private}"))
+    for ngw in lab.nat_gateways:
+        nid = f"natgw:{ngw.name}"
+        g.nodes.append(Node(nid, "natgw", f"NAT gateway {ngw.name}",
+                            [f"EIPs {', '.join(str(ip) for ip in ngw.eips)}"]
+                            + [f"SNAT {r.source} → {r.eip}" for r in ngw.snat_rules], f"group:vpc/{ngw.vpc}"))
+        g.edges.append(Edge(f"vpc:{ngw.vpc}", nid, "attach", str(ngw.vpc_link.address.ip)))
+        if g.node(f"igw:{ngw.vpc}"):
+            g.edges.append(Edge(nid, f"igw:{ngw.vpc}", "attach", str(ngw.igw_link.address.ip)))
+    for peering in lab.peerings:
+        a, b = peering.vpcs
+        g.edges.append(Edge(f"vpc:{a}", f"vpc:{b}", "peering", f"peering {peering.name}",
+                            title=f"peering {peering.name}: {peering.link.address.ip} ↔ {peering.link.peer_address.ip}"))
+
+
 def _object_id(g: Graph, lab: Lab, text: str) -> str | None:
     name = text.rsplit(":", 1)[0] if text.count(":") and text.rsplit(":", 1)[1].isdigit() else text
     if "/svc/" in name:
         cluster, _, rest = name.partition("/svc/")
         ns, _, svc = rest.rpartition("/")
         return f"svc:{cluster}/{ns or 'default'}/{svc}"
-    for kind in ("pod", "node", "host", "vpc"):
+    for kind in ("pod", "node", "host", "vpc", "igw", "natgw", "internet"):
         if g.node(f"{kind}:{name}"):
             return f"{kind}:{name}"
     return None

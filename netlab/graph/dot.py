@@ -14,6 +14,9 @@ STYLE = {
     "node": {"shape": "component", "fillcolor": "#fff2cc"},
     "pod": {"shape": "box", "style": "rounded,filled", "fillcolor": "#d9ead3"},
     "service": {"shape": "hexagon", "fillcolor": "#ead1dc"},
+    "internet": {"shape": "doubleoctagon", "fillcolor": "#fce5cd"},
+    "igw": {"shape": "box3d", "fillcolor": "#fce5cd"},
+    "natgw": {"shape": "box3d", "fillcolor": "#f9cb9c"},
 }
 EDGE_STYLE = {
     "attach": {"color": "#7f8c8d", "arrowhead": "none"},
@@ -21,8 +24,10 @@ EDGE_STYLE = {
     "endpoint": {"color": "#a64d79", "style": "dashed"},
     "route": {"color": "#3d85c6", "style": "dotted", "constraint": "false"},
     "tunnel": {"color": "#e69138", "style": "bold", "dir": "both", "constraint": "false"},
+    "eip": {"color": "#cc4125", "style": "dashed", "constraint": "false"},
+    "peering": {"color": "#674ea7", "style": "bold", "dir": "both"},
 }
-GROUP_STYLE = {"vpc": "#f7fbff", "cluster": "#fffdf5", "node": "#fff8e1"}
+GROUP_STYLE = {"vpc": "#f7fbff", "cluster": "#fffdf5", "node": "#fff8e1", "internet": "#fff5ec"}
 
 
 def q(text: str) -> str:
