@@ -55,5 +55,4 @@ test-image: image
 image-clean:
 	-$(PODMAN) rmi --ignore $(IMAGE) $(IMAGE_BASE)
 	-$(PODMAN) image prune --force
-	-$(PODMAN) images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/podman-pause:' \
-	    | xargs -r $(PODMAN) rmi
+	-$(PODMAN) rmi --ignore $$($(PODMAN) images --quiet --filter reference=localhost/podman-pause)
