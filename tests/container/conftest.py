@@ -20,6 +20,7 @@ class Podman:
         self.kube_files: list[str] = []
         self.networks: list[tuple[str, tuple[str, ...]]] = []
         self.image = image()
+        self.volumes_before = set(self.volumes())
 
     def __call__(self, *argv: str, check: bool = True, prefix: tuple[str, ...] = (),
                  timeout: float = 300) -> subprocess.CompletedProcess:
@@ -29,6 +30,14 @@ class Podman:
             raise AssertionError(f"podman {' '.join(argv)} exited {done.returncode}:\n"
                                  f"{done.stdout}\n{done.stderr}")
         return done
+
+    def volumes(self) -> list[str]:
+        return self("volume", "ls", "--quiet").stdout.split()
+
+    def new_volumes(self) -> list[str]:
+        """Volumes made since this fixture began: `podman kube play` turns a ConfigMap or
+        an emptyDir into a named volume, and `podman kube down` keeps it (Podman 4.3)."""
+        return [v for v in self.volumes() if v not in self.volumes_before]
 
     def name(self, what: str) -> str:
         return f"im-{what}-{uuid.uuid4().hex[:6]}"
@@ -40,6 +49,8 @@ class Podman:
             self("rm", "--force", "--time", "5", c, check=False)
         for net, prefix in self.networks:
             self("network", "rm", "--force", net, check=False, prefix=prefix)
+        for v in self.new_volumes():
+            self("volume", "rm", "--force", v, check=False)
 
 
 @pytest.fixture

@@ -96,3 +96,33 @@ def test_classroom_of_three_with_podman_kube_play(podman, tmp_path):
     assert not podman("pod", "exists", pods[0], check=False).returncode == 0
     assert not alive(pids), f"processes outlived the pods: {alive(pids)}"
     assert not (set(host_netns_inodes()) - host_before) & set().union(*inodes)
+    for v in podman.new_volumes():   # the ConfigMap's, which kube down keeps
+        podman("volume", "rm", v)
+
+
+@pytest.mark.container
+def test_ci_job_checks_every_scenario_with_podman_kube_play(podman, tmp_path):
+    docs = kube.as_pods(kube.render("ci"))
+    job = next(d for d in kube.render("ci") if d["kind"] == "Job")
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    scenarios = [Path(f).stem for f in env["NETLAB_SCENARIOS"].split()]
+    manifest = tmp_path / "ci.yaml"
+    manifest.write_text(kube.dump(docs))
+    podman.kube_files.append(str(manifest))
+    podman("kube", "play", "--network", "none", str(manifest))
+    containers = [f"netlab-ci-{i}-check" for i in range(len(scenarios))]
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        states = [podman("inspect", "--format", "{{.State.Status}}", c).stdout.strip() for c in containers]
+        if all(s == "exited" for s in states):
+            break
+        time.sleep(3)
+    else:
+        raise AssertionError(f"the Job's pods did not finish: {states}")
+    for c, name in zip(containers, scenarios, strict=True):
+        code = podman("inspect", "--format", "{{.State.ExitCode}}", c).stdout.strip()
+        logs = podman("logs", c).stdout
+        assert code == "0", logs[-3000:]
+        assert f"{name}.yaml: check exited 0" in logs
+        junit = podman("cp", f"{c}:/results/{name}.xml", "-").stdout   # a tar stream
+        assert re.search(r'<testsuite name="netlab\.job-\d" tests="\d+" failures="0"', junit), junit[:500]
