@@ -254,17 +254,18 @@ class Lab(Resolved):
 
     def netns_names(self) -> list[str]:
         """Every namespace the lab owns (on this machine, for a split lab), in creation order."""
-        return [netns for _, _, _, netns in self.objects() if self.is_local(netns)]
+        return [netns for _, _, _, netns in self.objects()]
 
     def is_local(self, netns: str) -> bool:
         """Whether namespace `netns` is built on this machine (always, unless the lab is split)."""
         return self.placement is None or netns not in self.placement.elsewhere()
 
     def objects(self) -> list[tuple[Kind, str | None, str, str]]:
-        """(kind, cluster, name, netns) for every machine-like object of the lab."""
+        """(kind, cluster, name, netns) for every machine-like object of the lab (on this
+        machine, for a split lab)."""
         out: list[tuple[Kind, str | None, str, str]] = [("vpc", None, v.name, v.netns) for v in self.vpcs]
         out += [("host", None, h.name, h.netns) for h in self.hosts]
         for c in self.clusters:
             out += [("node", c.name, n.name, n.netns) for n in c.nodes]
             out += [("pod", c.name, p.name, p.netns) for p in c.pods]
-        return out
+        return [o for o in out if self.is_local(o[3])]

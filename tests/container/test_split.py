@@ -82,8 +82,11 @@ def test_one_lab_across_two_machines(podman, wire):
         assert any("node-1" in n for n in netns["host-a"]) and not any("node-2" in n for n in netns["host-a"])
         assert any("node-2" in n for n in netns["host-b"]) and not any("node-1" in n for n in netns["host-b"])
         assert not [n for n in host_netns_inodes().values() if "split" in n and n != wire]
-        for c in names.values():
+        for c in names.values():   # each machine's state is its own part, whole
+            status = podman("exec", c, "netlab", "status", "split", "--json", check=False)
+            assert status.returncode == 0 and '"state": "up"' in status.stdout, status.stdout[-2000:]
             assert "is down" in podman("exec", c, "netlab", "down", "split").stdout
+            assert podman("exec", c, "ip", "netns", "list").stdout.strip() == ""
     finally:
         for c in names.values():
             podman("rm", "--force", "--time", "0", c, check=False, prefix=on_wire)
