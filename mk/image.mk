@@ -29,7 +29,7 @@ PODMAN := CONTAINERS_CONF=$(CONTAINERS_CONF_FILE) podman
 apt-lab:
 	@$(MAKE) --no-print-directory apt APT_PACKAGES='$(LAB_APT_PACKAGES)'
 
-image-setup: venv
+image-setup:
 	@$(MAKE) --no-print-directory apt APT_PACKAGES='$(IMAGE_APT_PACKAGES)'
 	@command -v kubectl >/dev/null || $(MAKE) --no-print-directory apt APT_PACKAGES=kubernetes-client
 
@@ -48,7 +48,7 @@ image: image-base
 image-slim: image-setup
 	$(PODMAN) build $(BUILD_FLAGS) -f Containerfile -t $(IMAGE) .
 
-test-image: image
+test-image: venv image
 	CONTAINERS_CONF=$(CONTAINERS_CONF_FILE) NETLAB_IMAGE=$(IMAGE) $(PY) -m pytest \
 	    --container-tier=on tests/container $(PYTEST_ARGS)
 
