@@ -20,9 +20,9 @@ from netlab.apply.state import StateDir, list_labs
 from netlab.errors import ApplyError, LabStateError
 from netlab.lab import naming
 from netlab.lab.model import Lab
-from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelLink, DelNetns, IpsetRestore,
-                             IptablesRestore, IpvsRestore, LoadModule, MoveLink, Netem, NfacctAdd, NftApply, Op,
-                             Plan, SetBridgePort, SetLink, StartProcess, Sysctl)
+from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddRule, AddVeth, DelLink, DelNetns,
+                             IpsetRestore, IptablesRestore, IpvsRestore, LoadModule, MoveLink, Netem, NfacctAdd,
+                             NftApply, Op, Plan, SetBridgePort, SetLink, StartProcess, Sysctl)
 
 IPV4_ONLY = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
@@ -49,6 +49,7 @@ HANDLERS: dict[type, Callable[[Context, Op], None]] = {
     SetLink: lambda ctx, op: ctx.nl.set_link(op),
     AddAddress: lambda ctx, op: ctx.nl.add_address(op),
     AddRoute: lambda ctx, op: ctx.nl.add_route(op),
+    AddRule: lambda ctx, op: ctx.nl.add_rule(op),
     StartProcess: lambda ctx, op: processes.start(ctx.state, op),
     IptablesRestore: lambda ctx, op: netfilter.iptables_restore(op),
     NftApply: lambda ctx, op: netfilter.nft_apply(op),

@@ -16,7 +16,8 @@ from pyroute2.netlink.rtnl.ifinfmsg.plugins.ipvlan import ipvlan as _ipvlan_nla
 
 from netlab import linux
 from netlab.errors import ApplyError
-from netlab.plan.ops import AddAddress, AddLink, AddRoute, AddVeth, DelLink, MoveLink, SetBridgePort, SetLink
+from netlab.plan.ops import (AddAddress, AddLink, AddRoute, AddRule, AddVeth, DelLink, MoveLink, SetBridgePort,
+                             SetLink)
 
 RT_SCOPE_LINK = 253
 RTNH_F_ONLINK = 4
@@ -166,7 +167,17 @@ class Netlink:
             kwargs["scope"] = RT_SCOPE_LINK
         if op.onlink:
             kwargs["flags"] = RTNH_F_ONLINK
+        if op.table is not None:
+            kwargs["table"] = op.table
         self.ipr(op.netns).route("add", **kwargs)
+
+    def add_rule(self, op: AddRule) -> None:
+        kwargs: dict = {"priority": op.priority, "table": op.table}
+        if op.src is not None:
+            kwargs.update(src=str(op.src.network_address), src_len=op.src.prefixlen)
+        if op.suppress_prefixlength is not None:
+            kwargs["suppress_prefixlen"] = op.suppress_prefixlength
+        self.ipr(op.netns).rule("add", **kwargs)
 
     # -- reading --------------------------------------------------------------
     def addresses(self, netns: str) -> list[tuple[str, IPv4Interface]]:

@@ -9,6 +9,11 @@ to exist), `edge` (NAT, filtering and load balancing rules at the edges, once ev
 exists) and `processes` (daemons that serve the lab). An object overrides the stages it
 takes part in; every stage defaults to nothing.
 
+Before planning, `resolve` turns the object's section of the scenario into its part of the
+resolved lab (addresses, links, rules), refusing what the service refuses with the file,
+line and field (`ctx.error`); objects resolve in registry order, after the VPCs, hosts and
+clusters exist.
+
 `resync` is not a build stage: on a running lab whose pods changed (`netlab scale`), it
 returns the ops that bring the object's rules up to date (whole rulesets, applied
 atomically), like kube-proxy's re-sync.
@@ -21,12 +26,16 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:
     from netlab.lab.model import Lab
     from netlab.plan.ops import Op
+    from netlab.scenario.schema import Scenario
 
 STAGES = ("fabric", "machines", "routes", "edge", "processes")
 
 
 class CloudObject:
     name: ClassVar[str]
+
+    def resolve(self, scenario: Scenario, lab: Lab, ctx) -> None:
+        """Fill `lab` with this object's resolved data (a pure step of `netlab.lab.resolve`)."""
 
     def fabric(self, lab: Lab) -> list[Op]:
         return []

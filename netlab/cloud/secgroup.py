@@ -198,6 +198,14 @@ def vpc_ops(lab: Lab) -> list[Op]:
 class SecurityGroups(CloudObject):
     name = "secgroup"
 
+    def resolve(self, scenario, lab: Lab, ctx) -> None:
+        """The groups are in the lab already (the scenario's, and those the models created):
+        check what refers to them, and that this machine can enforce them."""
+        check_references(scenario.security_groups, lab.security_groups[len(scenario.security_groups):], ctx)
+        path = next((("clusters", ci, "model") for ci, c in enumerate(lab.clusters)
+                     if any(getattr(p.network, "security_groups", None) for p in c.pods)), ("security_groups",))
+        check_host(lab, ctx, path)
+
     def edge(self, lab: Lab) -> list[Op]:
         return vpc_ops(lab)
 
