@@ -2,10 +2,10 @@
 
 Two parts, both decided by `netlab.cloud.secgroup.verdict` from the lab's groups alone:
 
-- `judged`: the generated matrix meets the groups. A check whose packets cross the VPC side
-  of a bound port (a VPC host or another node to a pod, a pod to anything but its own node)
-  and that a group refuses is expected `blocked` (dropped: groups never answer), with the
-  group and the missing rule in its name. Paths that stay on a node (a node to its own
+- `judged`: the generated matrix (the edge's checks too) meets the groups. A check whose
+  packets cross the VPC side of a bound port (a VPC host, another node, the internet through
+  an EIP to a pod; a pod to anything but its own node) and that a group refuses is expected
+  `blocked` (dropped: groups never answer), with the group and the missing rule in its name. Paths that stay on a node (a node to its own
   pods, a pod to its node or to a Service, over the pod's veth) meet no group.
 - `checks`: for every pod bound to a group of the scenario (or refused something by its
   model's default group), its declared ports probed from every VPC host and from a bound
@@ -44,12 +44,16 @@ def judged(lab: Lab, specs: list[CheckSpec]) -> list[CheckSpec]:
     """The generated checks, with what the groups refuse expected `blocked`."""
     if not secgroup.members(lab):
         return specs
+    # An EIP reaches the VPC router translated to the address bound to it (1:1 NAT at the
+    # internet gateway): the groups judge that address.
+    private = {e.ip: e.private for e in getattr(lab, "eips", []) if e.private is not None}
     out = []
     for spec in specs:
-        if spec.expect != "reach" or _service_ips(lab, spec.dst_ip) or _local_path(lab, spec.src_ip, spec.dst_ip):
+        dst = private.get(spec.dst_ip, spec.dst_ip)
+        if spec.expect != "reach" or _service_ips(lab, dst) or _local_path(lab, spec.src_ip, dst):
             out.append(spec)
             continue
-        v = secgroup.verdict(lab, spec.src_ip, spec.dst_ip, _l4(spec.proto), spec.port)
+        v = secgroup.verdict(lab, spec.src_ip, dst, _l4(spec.proto), spec.port)
         if v is None or v.allowed:
             out.append(spec)
             continue

@@ -112,3 +112,19 @@ def test_the_matrix_expects_what_the_groups_refuse():
         "security group: c1/web-0 → c1/guarded:9090 tcp blocked": "blocked"}
     # A node reaches its own pods over their veths: no group on that path.
     assert secgroup_checks._local_path(lab, NODE1, WEB0) and not secgroup_checks._local_path(lab, NODE1, WEB1)
+
+
+def test_an_eip_is_judged_as_the_address_behind_it():
+    text = BASIC.replace("hosts:\n  - {name: ecs-1, subnet: intranet}\n", """hosts:
+  - {name: ecs-1, subnet: intranet}
+internet:
+  cidr: 203.0.113.0/24
+  eip_pool: 198.51.100.0/24
+  hosts: [{name: client, ports: []}]
+eips:
+  - {bind: c1/web-0}
+""")
+    lab = lab_of(text)
+    (spec,) = [s for s in checks_mod.matrix(lab) if s.name.startswith("internet→pod EIP")]
+    assert spec.dst_ip == ip_address("198.51.100.10") and spec.expect == "blocked"
+    assert "no inbound rule of c1-cce-eni admits tcp/8080 from 203.0.113.10" in spec.name
