@@ -391,9 +391,8 @@ class Lab(Resolved):
         return next(c for c in self.clusters if c.name == name)
 
     def netns_names(self) -> list[str]:
-        """Every namespace the lab owns (on this machine, for a split lab), in creation order
-        (once: hostNetwork pods share their node's)."""
-        return list(dict.fromkeys(netns for _, _, _, netns in self.objects()))
+        """Every namespace the lab owns (on this machine, for a split lab), in creation order."""
+        return [netns for _, _, _, netns in self.objects()]
 
     def is_local(self, netns: str) -> bool:
         """Whether namespace `netns` is built on this machine (always, unless the lab is split)."""
@@ -411,5 +410,5 @@ class Lab(Resolved):
         out += [("host", None, h.ref, h.netns) for h in self.public_hosts()]
         for c in self.clusters:
             out += [("node", c.name, n.name, n.netns) for n in c.nodes]
-            out += [("pod", c.name, p.name, p.netns) for p in c.pods]
+            out += [("pod", c.name, p.name, p.netns) for p in c.netns_pods()]  # hostNetwork: the node
         return [o for o in out if self.is_local(o[3])]
