@@ -55,12 +55,16 @@ def sg(ctx: click.Context, lab: str) -> None:
     Example: netlab sg eni-basic remove guarded --inbound --protocol tcp --port 8080
     --remote-ip-prefix 192.168.1.0/24
     """
+    ctx.obj = lab  # read by the subcommand, after its own --help
+    if ctx.invoked_subcommand is None:
+        _show(_running(lab))
+
+
+def _running(name: str):
     from netlab.cli import _read_lab, _require_root
 
     _require_root("sg")
-    ctx.obj = _read_lab(lab)
-    if ctx.invoked_subcommand is None:
-        _show(ctx.obj)
+    return _read_lab(name)
 
 
 def _show(lab) -> None:
@@ -78,31 +82,29 @@ def _show(lab) -> None:
     console.print(table)
 
 
-def _change(lab, group: str, rule_args, add: bool) -> None:
+def _change(name: str, group: str, rule_args, add: bool) -> None:
     from netlab.apply import executor
     from netlab.cli import console
     from netlab.cloud.secgroup import change_rule
 
     direction, rule = _rule(*rule_args)
+    lab = _running(name)
     new, ops = change_rule(lab, group, direction, rule, add=add)
     executor.change(lab, new, [ops])
     console.print(f"{group}: {'added' if add else 'removed'} {direction} rule {rule.text(direction)}; "
                   f"{len(ops)} operations", highlight=False)
 
 
-@sg.command()
-@click.argument("group")
-@_rule_options
-@click.pass_obj
-def add(lab, group: str, direction, protocol, port, remote_ip_prefix, remote_group) -> None:
-    """Add a rule to GROUP on the running lab."""
-    _change(lab, group, (direction, protocol, port, remote_ip_prefix, remote_group), add=True)
+def _rule_command(verb: str, add: bool, help_text: str):
+    @sg.command(name=verb, help=help_text)
+    @click.argument("group")
+    @_rule_options
+    @click.pass_obj
+    def command(lab, group: str, direction, protocol, port, remote_ip_prefix, remote_group) -> None:
+        _change(lab, group, (direction, protocol, port, remote_ip_prefix, remote_group), add=add)
+
+    return command
 
 
-@sg.command()
-@click.argument("group")
-@_rule_options
-@click.pass_obj
-def remove(lab, group: str, direction, protocol, port, remote_ip_prefix, remote_group) -> None:
-    """Remove the rule of GROUP that admits exactly this on the running lab."""
-    _change(lab, group, (direction, protocol, port, remote_ip_prefix, remote_group), add=False)
+add = _rule_command("add", True, "Add a rule to GROUP on the running lab.")
+remove = _rule_command("remove", False, "Remove the rule of GROUP that admits exactly this on the running lab.")
