@@ -25,14 +25,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from netlab import yamlsrc
 from netlab.errors import ManifestError
+from netlab.inputfile import MANIFEST_LIMIT, read_text
+from netlab.kubeproxy.fields import Fields
 from netlab.kubeproxy.model import (
     ADDRESS_TYPES, AFFINITIES, DEFAULT_AFFINITY_TIMEOUT, PROTOCOLS, SERVICE_NAME_LABEL,
     SERVICE_TYPES, TRAFFIC_POLICIES, Endpoint, EndpointConditions, EndpointPort,
     EndpointSlice, LoadBalancerIngress, Service, ServicePort, Source,
 )
 from netlab.kubeproxy.netutil import ip_family, parse_cidr, parse_ip
-from netlab.kubeproxy.yamlsrc import Fields, MarkedDict, load_documents, read_text
+from netlab.yamlsrc import MarkedDict
 
 
 @dataclass
@@ -51,15 +54,17 @@ def load_manifests(paths) -> Inputs:
     """Read every file in ``paths``; duplicate objects are an error."""
     inputs = Inputs()
     for path in paths:
-        inputs.extend(load_manifest_text(read_text(path), str(path)))
+        text = read_text(path, limit=MANIFEST_LIMIT, error=ManifestError, what="manifest")
+        inputs.extend(load_manifest_text(text, str(path)))
     _check_duplicates(inputs)
     return inputs
 
 
 def load_manifest_text(text: str, file: str = "<manifest>") -> Inputs:
     inputs = Inputs()
-    for doc in load_documents(text, file):
-        _load_object(doc, file, inputs)
+    for doc in yamlsrc.documents(text, file, error=ManifestError):
+        if doc is not None:
+            _load_object(doc, file, inputs)
     return inputs
 
 

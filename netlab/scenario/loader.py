@@ -11,12 +11,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from netlab import yamlsrc
 from netlab.errors import ScenarioError
+from netlab.inputfile import SCENARIO_LIMIT, read_text
 from netlab.scenario.schema import Scenario, error_path, model_of_field
 from netlab.scenario.types import NODE_PORT_MAX, NODE_PORT_MIN, Path_
+from netlab.yamlsrc import format_path
 
 BUILTIN = "default"
 
@@ -40,51 +42,12 @@ class Source:
         return ScenarioError(message, file=self.file, line=self.line(path), field=format_path(path))
 
 
-def format_path(path: Path_) -> str | None:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or None
-
-
-class _Constructor(yaml.constructor.SafeConstructor):
-    pass
-
-
-def _to_python(node: yaml.Node, path: Path_, source: Source, ctor: _Constructor) -> Any:
-    source.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = ctor.construct_object(key_node)
-            if not isinstance(key, (str, int)):
-                raise ScenarioError("keys must be plain strings", file=source.file,
-                                    line=key_node.start_mark.line + 1, field=format_path(path))
-            if key in out:
-                raise ScenarioError(f"duplicate key '{key}'", file=source.file,
-                                    line=key_node.start_mark.line + 1, field=format_path(path + (key,)))
-            source.lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, path + (key,), source, ctor)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, path + (i,), source, ctor) for i, item in enumerate(node.value)]
-    return ctor.construct_object(node)
-
-
 def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
     """YAML text → plain Python data plus the line of every path in it."""
-    source = Source(file)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise ScenarioError(f"not valid YAML: {e.problem or e.context}", file=file,
-                            line=mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as e:
-        raise ScenarioError(f"not valid YAML: {e}", file=file) from None
-    if node is None:
+    data = yamlsrc.document(text, file, error=ScenarioError)
+    if data is None:
         raise ScenarioError("the file is empty; a scenario needs at least 'name'", file=file)
-    return _to_python(node, (), source, _Constructor()), source
+    return data, Source(file, yamlsrc.line_index(data))
 
 
 # Fields whose values carry a unit, and what a valid one looks like.
@@ -190,14 +153,7 @@ def load_text(text: str, file: str) -> tuple[Scenario, Source]:
 
 
 def load(path: str | Path) -> tuple[Scenario, Source]:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise ScenarioError("no such file", file=str(path)) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"cannot read: {e.strerror if hasattr(e, 'strerror') and e.strerror else e}",
-                            file=str(path)) from None
+    text = read_text(path, limit=SCENARIO_LIMIT, error=ScenarioError, what="scenario")
     return load_text(text, str(path))
 
 
