@@ -1,19 +1,18 @@
 """``netlab kube-proxy render|trace``: what kube-proxy would program on a node.
 
-Parsing and printing only; the work is in ``netlab.kubeproxy``. The lead registers the
-group with ``main.add_command(kube_proxy)``. Until netlab's top-level error handler
-exists, ``_Group`` turns netlab errors into one line on stderr and their exit code.
+Parsing and printing only; the work is in ``netlab.kubeproxy``. ``netlab.cli`` registers
+the group; its top-level handler (``netlab.cli.run``) turns netlab errors into one line on
+stderr and their exit code, as for every other command.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import sys
 
 import click
 
-from netlab.errors import NetlabError, UserError
+from netlab.errors import UserError
 from netlab.kubeproxy.config import (
     KubeProxyConfig, check_cluster_cidr, family_of_node, load_config, node_env,
 )
@@ -22,18 +21,7 @@ from netlab.kubeproxy.netutil import parse_ip
 from netlab.kubeproxy.render import MODES, ipvs_text, iptables_text, nftables_text, render, trace
 
 
-class _Group(click.Group):
-    """Prints netlab errors as one line (no traceback) and exits with their code."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except NetlabError as exc:
-            click.echo(f"netlab kube-proxy: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-
-
-@click.group("kube-proxy", cls=_Group)
+@click.group("kube-proxy")
 def kube_proxy() -> None:
     """Render and trace the rules kube-proxy writes for Services and EndpointSlices.
 
@@ -139,6 +127,3 @@ def trace_cmd(src, dst, dport, proto, as_json, **kw):
         for line in result.matches:
             click.echo(f"  {line}")
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(kube_proxy())
