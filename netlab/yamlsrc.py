@@ -155,6 +155,9 @@ def _plain(value: str) -> Any:
     return out
 
 
+_TYPE_NAMES = {type(None): "null", bool: "a boolean", int: "an integer", float: "a number"}
+
+
 def _short(tag: str) -> str:
     return "!!" + tag[len(_TAG):] if tag.startswith(_TAG) else tag
 

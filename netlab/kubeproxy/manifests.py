@@ -193,11 +193,19 @@ def _service_ports(f: Fields, spec) -> tuple[ServicePort, ...]:
             name=f.get(item, "name", f"{path}.name", str, ""),
             protocol=f.enum(item, "protocol", f"{path}.protocol", PROTOCOLS, "TCP"),
             port=port,
-            target_port=f.get(item, "targetPort", f"{path}.targetPort", (int, str), port),
+            target_port=_target_port(f, item, f"{path}.targetPort", port),
             node_port=f.int_in(item, "nodePort", f"{path}.nodePort", 0, 65535, 0),
         ))
         _check_port_names(f, ports, lst, i, path)
     return tuple(ports)
+
+
+def _target_port(f: Fields, item, path: str, port: int) -> int | str:
+    value = f.get(item, "targetPort", path, (int, str), port)
+    if value == "" or (isinstance(value, int) and not 1 <= value <= 65535):
+        raise f.error(f"{value!r} is not a port number (1-65535) or a port name", item,
+                      "targetPort", path)
+    return value
 
 
 def _check_port_names(f: Fields, ports: list[ServicePort], lst, i: int, path: str) -> None:
