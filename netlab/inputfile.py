@@ -92,4 +92,8 @@ def _read_at_most(fd: int, size: int) -> bytes:
 
 def _too_big(size: int, limit: int, what: str) -> str:
     shown = f"{size / MiB:.1f} MiB" if size >= MiB else f"{size} bytes"
-    return f"is {shown}; {what} files are limited to {limit // MiB} MiB"
+    return f"is {shown}; {what} files are limited to {_size(limit)}"
+
+
+def _size(n: int) -> str:
+    return f"{n // MiB} MiB" if n % MiB == 0 else f"{n} bytes"
