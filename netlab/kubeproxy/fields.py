@@ -40,6 +40,13 @@ class Fields:
 
     def get(self, obj: Any, key: str, path: str, kind: type | tuple, default: Any = _MISSING):
         """``obj[key]`` checked to be ``kind``; ``default`` when absent (or an error)."""
+        if obj.__class__ is MarkedDict:  # the common cases, checked in the fewest steps
+            value = obj.get(key)
+            if value.__class__ is kind or (value.__class__ is MarkedDict and kind is dict) \
+                    or (value.__class__ is MarkedList and kind is list):
+                return value
+            if value is None and default is not _MISSING:
+                return default
         if not isinstance(obj, dict):
             raise self.error(f"must be a mapping, not {_type_name(obj)}", obj, key, path)
         if key not in obj or obj[key] is None:

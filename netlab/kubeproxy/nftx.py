@@ -40,13 +40,16 @@ def concat(*args) -> str:
     that an ``"@"`` word is glued to the next one (``"@", "set"`` -> ``@set``)."""
     out: list[str] = []
     need_space = False
+    written = False  # anything non-empty so far
     for arg in args:
         words = [str(a) for a in arg] if isinstance(arg, (list, tuple)) else [str(arg)]
         for word in words:
             if need_space:
                 out.append(" ")
+                written = True
             out.append(word)
-            need_space = bool(out) and any(out) and word != "@"
+            written = written or bool(word)
+            need_space = written and word != "@"
     return "".join(out)
 
 
