@@ -1,5 +1,7 @@
 """Load a scenario YAML file into a `Scenario`, keeping the line of every field.
 
+The file is read by `netlab.inputfile` (a regular file under 8 MiB) and parsed by
+`netlab.yamlsrc` (plain YAML: no aliases, merge keys, duplicate keys or unknown tags).
 Every error names the file, the line and the field, and says what would be valid; the
 `Source` returned with the scenario lets later stages (resolve) do the same.
 """
