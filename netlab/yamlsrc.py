@@ -200,22 +200,25 @@ _new_list = list.__new__
 
 
 class _Builder:
-    """Events of one document → data. `stack` holds a frame per open collection:
-    [collection, the mapping's last key, whether a key is due next]."""
+    """Events of one document → data. The open collection's state lives in the loop's
+    locals; `stack` keeps the enclosing ones as (collection, the mapping's last key,
+    whether a key is due next), and `top` the open one when an error is raised."""
 
     def __init__(self, file: str, error: type[InputError]) -> None:
         self.file = file
         self.error = error
-        self.stack: list[list[Any]] = []
+        self.stack: list[tuple[Any, Any, bool]] = []
+        self.top: tuple[Any, Any, bool] | None = None
 
     def path(self) -> Path_:
+        frames = self.stack + ([self.top] if self.top is not None else [])
         out: list[str | int] = []
-        top = len(self.stack) - 1
-        for i, (container, key, key_due) in enumerate(self.stack):
+        last = len(frames) - 1
+        for i, (container, key, key_due) in enumerate(frames):
             if container.__class__ is MarkedList:
                 # An open child is already the last item; a value being read is the next.
-                out.append(len(container) - (i < top))
-            elif not (i == top and key_due):  # a mapping: the key whose value is open
+                out.append(len(container) - (i < last))
+            elif not (i == last and key_due):  # a mapping: the key whose value is open
                 out.append(key)
         return tuple(out)
 
@@ -248,7 +251,7 @@ class _Builder:
         if event.tag is not None and event.tag not in ("!", _TAG + "map", _TAG + "seq"):
             raise self.fail(f"tag {_short(event.tag)} is not supported; netlab reads plain "
                             "YAML (standard tags only: !!map, !!seq)", event)
-        if len(self.stack) >= MAX_DEPTH:
+        if len(self.stack) + (self.top is not None) >= MAX_DEPTH:
             raise self.fail(f"nested deeper than {MAX_DEPTH} levels", event, ())
         if event.__class__ is MappingStartEvent:
             value = _new_dict(MarkedDict)
@@ -263,8 +266,13 @@ class _Builder:
         """Events up to the end of the document → its value. The hot loop: untagged
         scalars, keys and items are handled inline; everything else in methods."""
         stack = self.stack
-        root: Any = None
         maybe_typed = _MAYBE_TYPED
+        root: Any = None
+        container: Any = None  # the open collection, and of it:
+        lines: Any = None      # its key_lines or item_lines
+        key: Any = None        # a mapping's last key
+        key_due = False        # a mapping's next scalar is a key
+        is_list = False
         while True:
             event = get()
             cls = event.__class__
@@ -274,50 +282,61 @@ class _Builder:
                     if event.implicit[0] and (not value or value[0] in maybe_typed):
                         value = _plain(value)
                 else:
+                    self.top = (container, key, key_due) if container is not None else None
                     value = self.scalar(event)
-                if not stack:
-                    root = value
-                    continue
-                frame = stack[-1]
-                container = frame[0]
-                if frame[2]:  # a mapping's key
-                    if value.__class__ is not str or value in container.key_lines or value == "<<":
+                if key_due:
+                    if value.__class__ is not str or value in lines or value == "<<":
+                        self.top = (container, key, key_due)
                         self.key(container, value, event)
-                    container.key_lines[value] = event.start_mark.line + 1
-                    frame[1] = value
-                    frame[2] = False
-                elif container.__class__ is MarkedList:
+                    lines[value] = event.start_mark.line + 1
+                    key = value
+                    key_due = False
+                elif is_list:
                     container.append(value)
-                    container.item_lines.append(event.start_mark.line + 1)
-                else:
-                    container[frame[1]] = value
-                    frame[2] = True
-            elif cls is MappingStartEvent or cls is SequenceStartEvent:
-                value = self.collection(event)
-                if stack:
-                    frame = stack[-1]
-                    container = frame[0]
-                    if frame[2]:
-                        raise self.fail("keys must be strings, not a mapping or a list", event)
-                    if container.__class__ is MarkedList:
-                        container.append(value)
-                        container.item_lines.append(value.line)
-                    else:
-                        container[frame[1]] = value
-                        frame[2] = True
+                    lines.append(event.start_mark.line + 1)
+                elif container is not None:
+                    container[key] = value
+                    key_due = True
                 else:
                     root = value
-                # For a list the key slots stay unused.
-                stack.append([value, None, cls is MappingStartEvent])
+            elif cls is MappingStartEvent or cls is SequenceStartEvent:
+                self.top = (container, key, key_due) if container is not None else None
+                value = self.collection(event)
+                if key_due:
+                    raise self.fail("keys must be strings, not a mapping or a list", event)
+                if is_list:
+                    container.append(value)
+                    lines.append(value.line)
+                elif container is not None:
+                    container[key] = value
+                    key_due = True
+                else:
+                    root = value
+                if container is not None:
+                    stack.append((container, key, key_due))
+                container = value
+                key = None
+                if cls is MappingStartEvent:
+                    lines, key_due, is_list = value.key_lines, True, False
+                else:
+                    lines, key_due, is_list = value.item_lines, False, True
             elif cls is MappingEndEvent or cls is SequenceEndEvent:
-                stack.pop()
+                if stack:
+                    container, key, key_due = stack.pop()
+                    is_list = container.__class__ is MarkedList
+                    lines = container.item_lines if is_list else container.key_lines
+                else:
+                    container = lines = key = None
+                    key_due = is_list = False
             elif cls is AliasEvent:
+                self.top = (container, key, key_due) if container is not None else None
                 raise self.fail(f"alias *{event.anchor}: anchors and aliases are not supported; "
                                 "write the value out in full", event)
             elif cls is DocumentEndEvent:
                 return root
             else:  # pragma: no cover - the parser emits nothing else inside a document
                 raise self.fail(f"unexpected YAML event {cls.__name__}", event)
+
 
     def key(self, mapping: MarkedDict, key: Any, event: Any) -> None:
         """Refuse what may not be a key; a plain `<<` is a merge key, a quoted one is not."""

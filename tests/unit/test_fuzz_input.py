@@ -104,7 +104,7 @@ def check_one(text: str, features: frozenset[str] | None = None) -> None:
         raise AssertionError(f"not a user error: {type(e).__name__}: {e}") from e
 
 
-@settings(max_examples=300, deadline=2000, derandomize=True, database=None,
+@settings(max_examples=300, deadline=5000, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(seed=st.sampled_from(sorted(SEEDS)), host=st.booleans(), data=st.data())
 def test_mutated_scenarios_load_or_fail_in_one_line(seed, host, data):
