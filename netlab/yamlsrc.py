@@ -149,7 +149,10 @@ def _plain(value: str) -> Any:
     except KeyError:
         pass
     tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
-    out = _construct(tag, value) if tag in _SCALAR_TAGS else value
+    try:
+        out = _construct(tag, value) if tag in _SCALAR_TAGS else value
+    except ValueError:  # matches YAML 1.1's pattern, yet holds no digit (0x_, 0b_)
+        out = value
     if len(_typed_cache) < 4096:  # ports, booleans, counts: few distinct values
         _typed_cache[value] = out
     return out

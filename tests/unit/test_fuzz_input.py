@@ -27,7 +27,7 @@ HOSTILE_VALUES = [
     "1.2.3", "!!int abc", "!!float x", "!!bool maybe", "!foo x", "!!binary aGk=", "*a",
     "&a x", "1e400", ".nan", "-.inf", "0x10", "1:30", "2001-01-01", "'" + "a" * 300 + "'",
     "ünïcødé", "'\\x00'", '"\\u2028"', "|\n  block", "? x", "- - -", "a: b: c", "%TAG",
-    "1.5", "TCP", "UDP", "SCTP", "ipvs", "tunnel", "eni", "nodes", "Local", "[node-1, node-1]",
+    "0x_", "0b_", "1.5", "TCP", "UDP", "SCTP", "ipvs", "tunnel", "eni", "nodes", "Local", "[node-1, node-1]",
 ]
 SNIPPETS = [
     "x: &a [*a]\n", "<<: {name: x}\n", "a: !!python/object:os.system x\n",

@@ -91,12 +91,12 @@ def test_as_deep_as_allowed_is_fine(parser):
 def test_scalars_resolve_as_yaml_1_1_except_timestamps(parser):
     items = ["x", "'y'", '"z"', "yes", "No", "on", "1.5", "~", "null", "''", "0x1F", "017",
              "1_000", "-1", "+2", "1:30", ".inf", "2026-01-01", "2026-11-02T10:00:00Z",
-             "10.0.0.1", "=", "'<<'", "! 12", "!!str 12", "!!int '7'", "|\n  block"]
+             "10.0.0.1", "=", "'<<'", "! 12", "!!str 12", "!!int '7'", "|\n  block", "0x_", "-0b_"]
     text = "".join(f"- {item}\n" for item in items)
     got = yamlsrc.document(text, "f.yaml", parser=parser)
     assert got == ["x", "y", "z", True, False, True, 1.5, None, None, "", 31, 0o17, 1000, -1, 2,
                    90, float("inf"), "2026-01-01", "2026-11-02T10:00:00Z", "10.0.0.1", "=", "<<",
-                   "12", "12", 7, "block\n"]
+                   "12", "12", 7, "block\n", "0x_", "-0b_"]
     assert yamlsrc.document("{'<<': quoted is a key}", "f.yaml", parser=parser) == {"<<": "quoted is a key"}
 
 
