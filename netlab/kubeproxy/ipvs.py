@@ -190,7 +190,7 @@ class IPSet:
     entries: list[str] = field(default_factory=list)
     # The entries again, for membership tests in constant time (a cluster's sets hold
     # tens of thousands of entries).
-    _known: set[str] = field(default_factory=set, repr=False, compare=False)
+    _known: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def create_line(self) -> str:
         """``ipset create`` arguments as kube-proxy's ipset runner builds them."""
