@@ -23,21 +23,30 @@ import subprocess
 import sys
 import tempfile
 import time
+from ipaddress import IPv4Address
 from pathlib import Path
 
 NODE = "node-0"
 ARGS = ["--node-ip", "192.168.0.2", "--hostname", NODE, "--cluster-cidr", "10.0.0.0/8",
-        "--service-cidr", "172.30.0.0/16"]
+        "--service-cidr", "172.16.0.0/12"]
+# ClusterIPs count up from 172.16.0.1 (room for a million), LoadBalancer IPs from
+# 198.18.0.1 (the benchmarking range).
+SERVICE_BASE = int(IPv4Address("172.16.0.1"))
+LB_BASE = int(IPv4Address("198.18.0.1"))
+
+
+def _nth(base: int, i: int) -> str:
+    return str(IPv4Address(base + i))
 
 
 def _service(i: int, noise: bool) -> str:
     kind = "LoadBalancer" if i % 20 == 0 else "NodePort" if i % 10 == 0 else "ClusterIP"
-    ip = f"172.30.{i // 250}.{i % 250 + 1}"
+    ip = _nth(SERVICE_BASE, i)
     node_port = f"\n    nodePort: {30000 + i % 2700}" if kind != "ClusterIP" else ""
     etp = "\n  externalTrafficPolicy: Cluster" if kind != "ClusterIP" else ""
     affinity = ("ClientIP\n  sessionAffinityConfig:\n    clientIP:\n      timeoutSeconds: 10800"
                 if kind == "LoadBalancer" else "None")
-    lb = (f"\n    ingress:\n    - ip: 203.0.{i // 250}.{i % 250 + 1}\n      ipMode: VIP"
+    lb = (f"\n    ingress:\n    - ip: {_nth(LB_BASE, i // 20)}\n      ipMode: VIP"
           if kind == "LoadBalancer" else " {}")
     meta = (f'''\
   creationTimestamp: "2026-11-02T10:00:00Z"
