@@ -286,7 +286,7 @@ def _object(resolved, text: str, what: str = "OBJECT"):
 @cli.command()
 @click.argument("lab")
 @click.argument("where", metavar="OBJECT[:IFACE]")
-@click.option("-w", "write", type=click.Path(dir_okay=False, writable=True),
+@click.option("-w", "write", type=click.Path(dir_okay=False, writable=True), callback=_writable_file,
               help="write a pcap file (Wireshark opens it) instead of printing packets")
 @click.option("--filter", "bpf", metavar="BPF", help="a tcpdump filter, e.g. 'udp port 4789'")
 @click.option("--count", type=click.IntRange(min=1), help="stop after N packets")
@@ -317,7 +317,7 @@ def capture(lab: str, where: str, write: str | None, bpf: str | None, count: int
 @cli.command()
 @click.argument("source", metavar="LAB|FILE")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
-              help="the file to write: .svg, .png, .dot or .html (a self-contained page)")
+              callback=_writable_file, help="the file to write: .svg, .png, .dot or .html (a self-contained page)")
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "dot", "html"]),
               help="default: from the output file's extension")
 def graph(source: str, output: str, fmt: str | None) -> None:
