@@ -1,4 +1,5 @@
-"""Processes a lab runs (the pod agent, per-node OVS daemons, nginx) and commands run inside
+"""Processes a lab runs (the pod agent, per-node OVS daemons, nginx, the ELBs' health
+checker) and commands run inside
 lab namespaces.
 
 A process is started inside its namespace with `ip netns exec` (which execs in place, so
@@ -22,7 +23,8 @@ from netlab.errors import ApplyError, UserError
 from netlab.plan.ops import StartProcess
 
 # Programs of netlab itself, run with the interpreter netlab runs under.
-PROGRAMS = {"netlab-agent": [sys.executable, "-m", "netlab.probe.agent"]}
+PROGRAMS = {"netlab-agent": [sys.executable, "-m", "netlab.probe.agent"],
+            "netlab-healthcheck": [sys.executable, "-m", "netlab.apply.healthcheck"]}
 
 
 def expand(argv: Sequence[str]) -> list[str]:

@@ -13,6 +13,7 @@ from ipaddress import IPv4Interface, IPv4Network
 from netlab import cloud, models
 from netlab.cloud import internet, natgw, vpc as vpc_cloud
 from netlab.errors import ScenarioError
+from netlab.ingress import addon
 from netlab.lab import impair, ipam, naming, pods, refs
 from netlab.lab.model import (Attachment, ClusterInfo, HostInfo, Lab, NodeInfo, PodSetInfo, SubnetInfo,
                               VpcInfo)
@@ -51,6 +52,7 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None 
 
         features = frozenset(KERNEL_FEATURES)
     ctx = Context(scenario.name, source, features=features, check_host=check_host)
+    scenario = addon.expand(scenario, ctx)  # the NGINX Ingress Controller add-on's pods and Service
     _check_unique_names(scenario, ctx)
     vpcs = _resolve_vpcs(scenario, ctx)
     pools = {s.name: ipam.Pool(s.cidr) for v in vpcs for s in v.subnets}
