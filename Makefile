@@ -12,7 +12,7 @@ include mk/kernel.mk
 # Debian packages the lab drives (datapaths, rule loaders, probes), plus the kernel tier's
 # (a VM with Debian's stock kernel for IPVS, the OVS kernel datapath, ipvlan, netem).
 APT_PACKAGES := iproute2 iptables nftables ipset nfacct conntrack openvswitch-switch ipvsadm nginx-light \
-                ethtool tcpdump iputils-ping iperf3 kmod procps util-linux \
+                ethtool tcpdump iputils-ping iperf3 curl kmod procps util-linux \
                 python3 python3-venv python3-pip $(KERNEL_APT_PACKAGES)
 
 .PHONY: setup apt venv demo test test-unit bench bench-tunnel clean help
