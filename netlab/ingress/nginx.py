@@ -95,7 +95,8 @@ def _server(cfg: NginxConfig, listen: Listen, server: Server) -> list[str]:
         if secret is not None:
             stem = cfg.certificates[secret]
             out += [f"        ssl_certificate {stem}.crt;", f"        ssl_certificate_key {stem}.key;"]
-    if listen.redirect_tls_hosts and not listen.tls and server.host is not None and server.tls_secret:
+    if (listen.redirect_tls_hosts and not listen.tls and server.host is not None and server.tls_secret
+            and server.ssl_redirect):
         return out + ["        return 308 https://$host$request_uri;  # TLS host: ssl-redirect", "    }"]
     for loc in server.ordered():
         out.append(f"        location {loc.modifier} {loc.path} {{  # {loc.source}")

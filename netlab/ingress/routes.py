@@ -32,6 +32,7 @@ picks `=` locations first, then the longest `^~` prefix, which is exactly the ru
 | Prefix /                 | `^~ /`                                       |
 | ImplementationSpecific /foo | `^~ /foo`                                 |
 | (catch-all of a server)  | `^~ /` → the default backend, or 404, unless a rule has it |
+| (a location `/foo/` without `= /foo`) | `= /foo` → where `/foo` matches anyway (no 301) |
 
 `match` answers the same question in Python; the unit tests hold both to the same table,
 and the integration tests hold the running nginx to it.
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 from netlab.scenario.types import Ingress, IngressBackend
 
 RANK = {"Exact": 0, "Prefix": 1, "ImplementationSpecific": 2}
+SSL_REDIRECT = "nginx.ingress.kubernetes.io/ssl-redirect"  # "false": serve a TLS host over plain HTTP too
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Location:
 class Server:
     host: str | None  # None: the default server (rules without host, and every unmatched host)
     tls_secret: str | None = None  # "namespace/name" of its certificate's Secret
+    ssl_redirect: bool = True  # class nginx: plain HTTP to a TLS host is redirected (ingress-nginx's default)
     locations: dict[tuple[str, str], Location] = field(default_factory=dict)
 
     def add(self, loc: Location) -> None:
@@ -119,6 +122,8 @@ def servers(ingresses: list[Ingress], backend_key: Callable[[IngressBackend, str
                 server = by_host.setdefault(host, Server(host))
                 if server.tls_secret is None and tls.secretName:
                     server.tls_secret = f"{ns}/{tls.secretName}"
+                if ing.metadata.annotations.get(SSL_REDIRECT) == "false":
+                    server.ssl_redirect = False
         for rule in ing.spec.rules:
             server = by_host.setdefault(rule.host, Server(rule.host))
             if server.host is not None and server.tls_secret is None and secret_of is not None:
@@ -131,9 +136,30 @@ def servers(ingresses: list[Ingress], backend_key: Callable[[IngressBackend, str
     for server in by_host.values():
         server.add(Location("^~", "/", default, len(RANK), "no rule matches: the default backend"
                             if default else "no rule matches: 404"))
+        _no_auto_redirect(server)
     ordered = [by_host[None]] + sorted((s for h, s in by_host.items() if h is not None),
                                        key=lambda s: (s.host.startswith("*."), s.host))
     return ordered, default
+
+
+def _no_auto_redirect(server: Server) -> None:
+    """nginx answers a request for `/foo` with a 301 to `/foo/` when a proxying location is
+    named `/foo/` (its "auto redirect"); the specification wants `/foo` to go where the
+    rules send it. An exact location for `/foo` with that destination keeps nginx quiet."""
+    for loc in list(server.locations.values()):
+        stem = loc.path[:-1]
+        if loc.path != "/" and loc.path.endswith("/") and ("=", stem) not in server.locations:
+            target = _lookup(server, stem)
+            server.add(Location("=", stem, target.backend, len(RANK) + 1,
+                                f"{stem} as the rules route it (not nginx's redirect to {loc.path})"))
+
+
+def _lookup(server: Server, path: str) -> Location:
+    for loc in server.ordered():
+        if loc.modifier == "=" and loc.path == path:
+            return loc
+    prefixes = [loc for loc in server.locations.values() if loc.modifier == "^~" and path.startswith(loc.path)]
+    return max(prefixes, key=lambda loc: len(loc.path))
 
 
 def server_name(host: str) -> str:
@@ -155,9 +181,4 @@ def match(server_list: list[Server], host: str, path: str) -> Location:
     """The location a request goes to (the reference the nginx configuration must equal)."""
     exact = [s for s in server_list if s.host and not s.host.startswith("*.") and host_matches(s.host, host)]
     wild = [s for s in server_list if s.host and s.host.startswith("*.") and host_matches(s.host, host)]
-    server = (exact or wild or [server_list[0]])[0]
-    for loc in server.ordered():
-        if loc.modifier == "=" and loc.path == path:
-            return loc
-    prefixes = [loc for loc in server.locations.values() if loc.modifier == "^~" and path.startswith(loc.path)]
-    return max(prefixes, key=lambda loc: len(loc.path))
+    return _lookup((exact or wild or [server_list[0]])[0], path)

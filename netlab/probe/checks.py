@@ -53,6 +53,8 @@ class CheckSpec:
     ca_pem: str | None = None  # https: the CA the server's certificate must chain to
     expect_status: int | None = None  # default: 2xx (a backend answered)
     expect_forwarded_for: str | None = None  # the last address of X-Forwarded-For
+    # Checks counting answers that share a round robin take turns (default: same target).
+    turn: str | None = None
 
 
 def _service_port(obj: Obj) -> tuple[str, int | None]:

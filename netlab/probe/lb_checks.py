@@ -107,8 +107,10 @@ def service_checks(lab: Lab, cluster: ClusterInfo, svc: ServiceInfo) -> list[Che
             continue
         proto = port.protocol.lower()
         backends = tuple(_ref(cluster, e) for e in eps)
+        # One round robin per listener, whatever address a client uses: take turns.
         common = dict(proto=proto, count=_connections(len(eps)), allowed_backends=backends,
-                      spread=_spread(svc.spec.sessionAffinity == "ClientIP", len(eps)))
+                      spread=_spread(svc.spec.sessionAffinity == "ClientIP", len(eps)),
+                      turn=f"{elb.ref} {port.protocol}:{port.port}")
         for src, netns, src_ip, dst_ip, seen, how in _entries(lab, elb):
             sources, why = at_backend(elb, cluster, svc, seen)
             out.append(CheckSpec(name=f"{label}: {src} → {name} at {dst_ip}:{port.port} ({how}; {why})",
@@ -152,6 +154,7 @@ def ingress_checks(lab: Lab, cluster: ClusterInfo, info: IngressInfo) -> list[Ch
               and (i.ingress_class == "nginx" or i.port == info.port)]
     server_list, _ = routes.servers(served, lambda b, n: f"{n}/{b.service.name}/{b.service.port.number or b.service.port.name}")
     tls_hosts = {h for t in ing.spec.tls for h in t.hosts}
+    redirect = ing.metadata.annotations.get(routes.SSL_REDIRECT) != "false"
     requests: list[tuple[str, str, str]] = []  # (host, path, what)
     for rule in ing.spec.rules:
         for p in (rule.http.paths if rule.http else []):
@@ -162,7 +165,7 @@ def ingress_checks(lab: Lab, cluster: ClusterInfo, info: IngressInfo) -> list[Ch
     out: list[CheckSpec] = []
     for src, netns, src_ip, dst_ip, seen, how in _entries(lab, elb)[:1]:
         for host, path, what in requests:
-            tls = info.tls if info.ingress_class == "cce" else host in tls_hosts
+            tls = info.tls if info.ingress_class == "cce" else host in tls_hosts and redirect
             scheme = "https" if tls else "http"
             port = info.port if info.ingress_class == "cce" else (443 if tls else 80)
             loc = routes.match(server_list, host, path)
@@ -185,7 +188,7 @@ def ingress_checks(lab: Lab, cluster: ClusterInfo, info: IngressInfo) -> list[Ch
                 name=f"{title} ({what} → Service {svc.spec.name}; {how}; {why})",
                 allowed_backends=tuple(_ref(cluster, e) for e in eps), allowed_sources=sources,
                 expect_forwarded_for=str(xff) if xff else None, **base))
-        for host in sorted(tls_hosts) if info.ingress_class == "nginx" else []:
+        for host in sorted(tls_hosts) if info.ingress_class == "nginx" and redirect else []:
             out.append(CheckSpec(
                 name=f"Ingress {ns}/{ing.metadata.name} (class nginx): {src} → http://{host}/ at {dst_ip}:80 "
                      "(a TLS host over plain HTTP: redirected to https, 308)",

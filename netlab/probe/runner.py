@@ -173,7 +173,7 @@ class Runner:
             async with gate:
                 if spec.count == 1:
                     return await self.probe(spec)
-                async with turns.setdefault((spec.dst_ip, spec.port, spec.proto), asyncio.Lock()):
+                async with turns.setdefault(spec.turn or (spec.dst_ip, spec.port, spec.proto), asyncio.Lock()):
                     return await self.probe(spec)
 
         results = await asyncio.gather(*(one(s) for s in specs))

@@ -46,7 +46,9 @@ def test_locations_follow_the_table():
     mixed = [(loc.modifier, loc.path, loc.backend) for loc in by_host["mixed-path-rules"].ordered()]
     assert mixed == [("=", "/foo", "foo-exact"), ("^~", "/", "echo-service"), ("^~", "/foo/", "foo-prefix")]
     trailing = [(loc.modifier, loc.path) for loc in by_host["trailing-slash-path-rules"].ordered()]
-    assert trailing == [("=", "/aaa/bbb"), ("=", "/foo/"), ("^~", "/"), ("^~", "/aaa/bbb/")]
+    # `= /foo`: the request /foo goes where the rules send it, not to nginx's 301 to /foo/.
+    assert trailing == [("=", "/aaa/bbb"), ("=", "/foo"), ("=", "/foo/"), ("^~", "/"), ("^~", "/aaa/bbb/")]
+    assert by_host["trailing-slash-path-rules"].locations[("=", "/foo")].backend == "echo-service"
     assert by_host["foo.bar.com"].tls_secret == "default/conformance-tls"
     assert server_list[0].host is None  # the default server first; wildcards after exact names
     assert [s.host for s in server_list][-1] == "*.foo.com"
