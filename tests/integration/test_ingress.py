@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from netlab.probe.checks import CheckSpec
 from netlab.probe.runner import Runner
 from netlab.scenario.types import Ingress
 from tests.helpers import SCENARIOS, netlab
-from tests.integration.conftest import host_state
+from tests.integration.conftest import host_state, module_lab
 from tests.unit.ingress_cases import CASES, INGRESSES, SERVICES
 
 LAB = "lb-ing"
@@ -36,13 +35,7 @@ LAB = "lb-ing"
 
 @pytest.fixture(scope="module")
 def ingress_lab():
-    before = host_state()
-    done = netlab("up", str(SCENARIOS / "ingress.yaml"), "--name", LAB)
-    assert done.returncode == 0, done.stderr
-    yield before
-    if os.path.isdir(f"/run/netlab/{LAB}"):
-        netlab("down", LAB)
-    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{LAB}-")]
+    yield from module_lab(str(SCENARIOS / "ingress.yaml"), LAB)
 
 
 def check() -> dict[str, dict]:
