@@ -31,8 +31,6 @@ from netlab import linux
 from netlab.apply import processes
 from netlab.apply.state import StateDir
 from netlab.cloud import elb as elb_mod
-from netlab.cloud import ingress
-from netlab.ingress.nginx import render
 from netlab.lab.model import ElbInfo, HealthCheckInfo, Lab, MemberInfo, PoolInfo
 
 STATUS_FILE = "healthcheck.json"
@@ -156,8 +154,16 @@ class Checker:
                 processes.run_checked(elb.netns, ["ipvsadm", "-R"], text)
             else:
                 processes.run_checked(elb.netns, ["nft", "-f", "-"], elb_mod.ruleset(self.lab, elb, down))
+        if any(m.pool not in l4 for m in changed):
+            self._reload_nginx(elb, down)
+
+    def _reload_nginx(self, elb: ElbInfo, down: frozenset[str]) -> None:
+        """The ELB's layer 7: its nginx configuration with the member's new state, reloaded."""
+        from netlab.cloud import ingress  # only labs with Ingress pay for its imports
+        from netlab.ingress.nginx import render
+
         found = ingress.elb_config(self.lab, elb, down)
-        if found and any(m.pool not in l4 for m in changed):
+        if found:
             cfg, _ = found
             conf = f"{cfg.run_dir}/nginx.conf"
             tmp = conf + ".tmp"

@@ -44,7 +44,7 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def start(state: StateDir, op: StartProcess, *, timeout: float = 60.0) -> int:
+def start(state: StateDir, op: StartProcess, *, timeout: float | None = None) -> int:
     argv = in_netns(op.netns, expand(op.argv))
     log = open(state.logfile(op.name), "ab")
     try:
@@ -57,6 +57,7 @@ def start(state: StateDir, op: StartProcess, *, timeout: float = 60.0) -> int:
     state.pidfile(op.name).write_text(f"{proc.pid} {_start_time(proc.pid) or ''}\n")
     if op.ready_file:
         ready = state.path / op.ready_file
+        timeout = timeout or op.ready_timeout
         deadline = time.monotonic() + timeout
         while not ready.exists():
             if proc.poll() is not None:

@@ -338,9 +338,12 @@ class ElbObject(CloudObject):
         from netlab.cloud.ingress import nginx_ops  # that module builds on this one
 
         ops = nginx_ops(lab)
-        if any(p.health for e in lab.elbs for p in e.pools):
+        checks = [p.health for e in lab.elbs for p in e.pools if p.health]
+        if checks:
+            # Ready after its first round, which waits up to `timeout` for a silent member.
             ops.append(StartProcess(lab.elbs[0].netns, name=HEALTHCHECK, argv=("netlab-healthcheck", lab.name),
-                                    ready_file=f"{HEALTHCHECK}.ready"))
+                                    ready_file=f"{HEALTHCHECK}.ready",
+                                    ready_timeout=120.0 + max(h.timeout for h in checks)))
         return ops
 
 

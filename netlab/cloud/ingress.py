@@ -27,7 +27,7 @@ from __future__ import annotations
 from netlab import paths
 from netlab.cloud import elb as elb_mod
 from netlab.cloud.base import CloudObject
-from netlab.ingress import addon, certs
+from netlab.ingress import addon
 from netlab.ingress.nginx import Listen, NginxConfig, Upstream, render
 from netlab.ingress.routes import RouteError, servers
 from netlab.lab.model import ClusterInfo, ElbInfo, IngressInfo, Lab, ListenerInfo, MemberInfo, PodInfo, PoolInfo
@@ -167,8 +167,12 @@ def _upstream_key(text: str) -> str:
 
 # -- nginx configurations ---------------------------------------------------------------------
 
-def secrets_of(lab: Lab, cluster: ClusterInfo, ingresses: list[IngressInfo]) -> dict[str, certs.TlsSecret]:
-    """Every TLS Secret these Ingresses name ("ns/name" → Secret), for all the hosts listed with it."""
+def secrets_of(lab: Lab, cluster: ClusterInfo, ingresses: list[IngressInfo]) -> dict:
+    """Every TLS Secret these Ingresses name ("ns/name" → `certs.TlsSecret`), for all the
+    hosts listed with it."""
+    from netlab.ingress import certs  # cryptography: only where a Secret is made
+
+
     hosts: dict[str, list[str]] = {}
     for info in ingresses:
         for tls in info.spec.spec.tls:
@@ -212,6 +216,8 @@ def elb_config(lab: Lab, elb: ElbInfo, down: frozenset[str] = frozenset()) -> tu
 
 def controller_config(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> tuple[NginxConfig, dict]:
     """A controller pod's nginx: every class-nginx Ingress of its cluster."""
+    from netlab.ingress import certs
+
     served = [i for i in cluster.ingresses if i.ingress_class == "nginx"]
     secrets = secrets_of(lab, cluster, served)
     default_key = f"{addon.NAMESPACE}/{addon.CONTROLLER}-default-cert"
