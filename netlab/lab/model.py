@@ -400,6 +400,30 @@ def duration_ms(text: str) -> float:
     raise ValueError(text)
 
 
+class MachineInfo(Resolved):
+    """One machine of a lab split across several (docs/scale-out.md): its address on the
+    network that joins the machines (the VXLAN underlay) and the namespaces it holds."""
+
+    name: str
+    address: IPv4Address
+    objects: list[str]  # as the placement file names them: `ecs-1`, `c1/node-1`
+    netns: list[str]    # theirs, with the pods of its nodes
+
+
+class PlacementInfo(Resolved):
+    """Where a split lab's objects live, and which machine this part is (`machine`).
+    Namespaces no machine holds (the VPC routers) are built on every machine."""
+
+    machine: str
+    machines: list[MachineInfo]
+
+    def this(self) -> MachineInfo:
+        return next(m for m in self.machines if m.name == self.machine)
+
+    def elsewhere(self) -> set[str]:
+        return {ns for m in self.machines if m.name != self.machine for ns in m.netns}
+
+
 class Lab(Resolved):
     name: str
     description: str = ""
@@ -420,6 +444,8 @@ class Lab(Resolved):
     nat_gateways: list[NatGatewayInfo] = Field(default_factory=list)
     peerings: list[PeeringInfo] = Field(default_factory=list)
     elbs: list[ElbInfo] = Field(default_factory=list)
+    # Set when this is one part of a lab split across machines (`netlab up --placement`).
+    placement: PlacementInfo | None = None
 
     @property
     def vpc(self) -> VpcInfo:
@@ -456,11 +482,16 @@ class Lab(Resolved):
         return next(e for e in self.elbs if e.name == name)
 
     def netns_names(self) -> list[str]:
-        """Every namespace the lab owns, in creation order."""
+        """Every namespace the lab owns (on this machine, for a split lab), in creation order."""
         return [netns for _, _, _, netns in self.objects()]
 
+    def is_local(self, netns: str) -> bool:
+        """Whether namespace `netns` is built on this machine (always, unless the lab is split)."""
+        return self.placement is None or netns not in self.placement.elsewhere()
+
     def objects(self) -> list[tuple[Kind, str | None, str, str]]:
-        """(kind, cluster, name, netns) for every machine-like object of the lab."""
+        """(kind, cluster, name, netns) for every machine-like object of the lab (on this
+        machine, for a split lab)."""
         out: list[tuple[Kind, str | None, str, str]] = [("vpc", None, v.name, v.netns) for v in self.vpcs]
         if self.internet:
             out.append(("internet", None, self.internet.name, self.internet.netns))
@@ -472,4 +503,4 @@ class Lab(Resolved):
         for c in self.clusters:
             out += [("node", c.name, n.name, n.netns) for n in c.nodes]
             out += [("pod", c.name, p.name, p.netns) for p in c.pods]
-        return out
+        return [o for o in out if self.is_local(o[3])]

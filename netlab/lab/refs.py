@@ -82,6 +82,23 @@ def lookup(lab: Lab, text: str) -> Target:
     return Target("ip", str(ip), None, ip, None)
 
 
+def lookup_object(lab: Lab, text: str) -> Target:
+    """As `lookup`, and also a node or pod named alone (`web-1`) when exactly one cluster
+    has an object of that name, as `netlab show` accepts a bare node name."""
+    try:
+        return lookup(lab, text)
+    except RefError as first:
+        if "/" in text:
+            raise
+        owners = [c.name for c in lab.clusters if any(o.name == text for o in [*c.nodes, *c.pods])]
+        if len(owners) == 1:
+            return lookup(lab, f"{owners[0]}/{text}")
+        if owners:
+            raise RefError(f"'{text}' is in clusters {', '.join(owners)}; write "
+                           + " or ".join(f"{c}/{text}" for c in owners)) from None
+        raise first
+
+
 def _service(cluster, text: str, name: str) -> Target:
     """`c1/svc/web` (namespace default) or `c1/svc/prod/web`: the Service's ClusterIP."""
     namespace, _, svc_name = name.rpartition("/")

@@ -315,6 +315,25 @@ class AddVxlan(Op):
 
 
 @dataclass(frozen=True)
+class AddMachineVxlan(Op):
+    """A kernel VXLAN device created inside lab namespace `netns` whose underlay is the
+    machine's own network namespace (the one netlab runs in): its UDP socket is bound there
+    to `local`, so frames travel between the machines of a split lab over the machine's own
+    network (docs/scale-out.md). The machine's namespace gets a socket, no link, address or
+    route."""
+
+    ifname: str
+    vni: int
+    local: IPv4Address
+    port: int
+    mtu: int
+
+    def __str__(self) -> str:
+        return (f"ip link add {self.ifname} netns {self.netns} mtu {self.mtu} type vxlan "
+                f"id {self.vni} local {self.local} dstport {self.port}  # socket in this machine's netns")
+
+
+@dataclass(frozen=True)
 class AddFdb(Op):
     """A static forwarding entry on a VXLAN device: frames for `mac` go to the VTEP at `dst`."""
 

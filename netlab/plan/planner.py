@@ -12,6 +12,9 @@ that use them, routes before the processes that serve):
    `netlab.probe.agent`), then the cloud objects' `processes` (nginx, the ELBs' health
    checker, which probes what the agent serves).
 
+A lab split across machines (`lab.placement`) keeps this machine's part of that plan
+(`netlab.plan.placement`).
+
 Pure: nothing here touches the kernel.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from netlab import cloud, models, proxy
 from netlab.lab.model import Lab
+from netlab.plan import placement
 from netlab.plan.ops import Netem, Op, Plan, StartProcess
 
 
@@ -44,4 +48,6 @@ def build(lab: Lab) -> Plan:
     plan.ops += [Netem(i.netns, i.ifname, tuple(i.netem_args())) for i in lab.impairments]
     plan.ops += agent_ops(lab)  # first: the cloud's processes (health checks) probe what it serves
     plan.ops += [op for obj in objects for op in obj.processes(lab)]
+    if lab.placement is not None:
+        plan.ops = placement.localize(lab, plan.ops)
     return plan

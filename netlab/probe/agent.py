@@ -54,7 +54,7 @@ def listeners(lab: Lab) -> list[Listener]:
     for c in lab.clusters:
         out += [Listener(f"{c.name}/{pod.name}", "pod", pod.netns, p.port, p.protocol.lower())
                 for pod in c.pods for p in pod.ports]
-    return out
+    return [li for li in out if lab.is_local(li.netns)]   # a split lab: this machine's part
 
 
 STOPPED_FILE = "agent.stopped"  # listeners stopped by `netlab listener`, one "OWNER:PORT/PROTO" a line
