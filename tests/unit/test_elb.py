@@ -279,3 +279,24 @@ def test_the_agent_reports_what_an_http_request_carried():
     lst = agent.Listener("c1/web-0", "pod", "nl-x", 8080, "tcp")
     body = agent.answer(lst, ("1.2.3.4", 5), ("5.6.7.8", 8080), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert b'"name": "c1/web-0"' in body and b'"server": "c1/web-0"' in body and b'"client": "1.2.3.4:5"' in body
+
+
+def test_explicit_checks_name_an_elb_or_eip_with_host_path_and_backend():
+    res = load_text(INGRESS, "ingress.yaml")
+    explicit = {c.name: c for c in checks.explicit(res)}
+    shop = explicit["scenario check: ecs-1 → elb/elb-shared:80 http shop.example.com/cart/42"]
+    assert (str(shop.dst_ip), shop.port, shop.host, shop.path, shop.expect_backend, shop.ca_pem) == (
+        "192.168.0.254", 80, "shop.example.com", "/cart/42", "cce/cart", None)
+    blog = explicit["scenario check: internet/client → 198.51.100.11:443 https blog.example.com/admin/users"]
+    assert blog.port == 443 and blog.ca_pem.startswith("-----BEGIN CERTIFICATE")  # https defaults to 443
+
+
+@pytest.mark.parametrize("check,field,message", [
+    ('{from: ecs-1, to: "elb/lb:80", proto: http, backend: elb/lb}', "checks[0].backend", "is not a pod or host"),
+    ('{from: ecs-1, to: "elb/lb:80", host: a.example.com}', "checks[0].host", "needs proto: http or https"),
+    ('{from: ecs-1, to: "elb/nope:80"}', "checks[0].to", "no ELB 'nope'; ELBs: lb"),
+])
+def test_explicit_http_checks_are_validated(check, field, message):
+    text = BASE.replace("TYPE", "shared").replace("ETP", "Cluster").replace("MODE", "iptables")
+    got = err(text.replace("CLASS", "union").replace(" ANNOTATIONS", "") + f"checks:\n  - {check}\n")
+    assert field in got and message in got, got
