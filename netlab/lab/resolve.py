@@ -335,5 +335,5 @@ def _check_refs(lab: Lab, ctx: Context) -> None:
                 raise ctx.error(("checks", i, "backend"), f"{text} is not a pod or host (what answers a request)")
         if (check.host or check.path) and check.proto not in ("http", "https"):
             raise ctx.error(("checks", i, "host" if check.host else "path"), "needs proto: http or https")
-        if check.path is not None and not check.path.startswith("/"):
-            raise ctx.error(("checks", i, "path"), f"{check.path!r} must start with /")
+        if check.path is not None and (not check.path.startswith("/") or any(c.isspace() for c in check.path)):
+            raise ctx.error(("checks", i, "path"), f"{check.path!r} must start with / and hold no space")
