@@ -50,6 +50,11 @@ def elb_sections(lab: Lab, elb: ElbInfo) -> list[tuple[str, str]]:
     if elb.datapath == "ipvs":
         out.append((f"{elb.ref}: IPVS virtual servers", run_checked(ns, ["ipvsadm", "-Ln"])))
     out.append((f"{elb.ref}: table ip netlab-elb", run_checked(ns, ["nft", "list", "table", "ip", "netlab-elb"])))
+    conf = StateDir(lab.name).path / "elb" / elb.name / "nginx.conf"
+    if conf.exists():  # layer 7: the servers and locations nginx was given
+        keep = ("upstream ", "server ", "listen ", "server_name ", "location ", "proxy_pass ", "return ")
+        text = "".join(line + "\n" for line in conf.read_text().splitlines() if line.strip().startswith(keep))
+        out.append((f"{elb.ref}: nginx ({conf})", text))
     status = StateDir(lab.name).path / "healthcheck.json"
     if status.exists():
         pools = json.loads(status.read_text())["elbs"].get(elb.ref, {})
