@@ -17,8 +17,8 @@ BROWSER_APT_PACKAGES := chromium
 # Debian packages the lab drives (datapaths, rule loaders, probes), plus the kernel tier's
 # (a VM with Debian's stock kernel for IPVS, the OVS kernel datapath, ipvlan, netem).
 # LAB_APT_PACKAGES is also what the container image installs (`make apt-lab`, Containerfile).
-LAB_APT_PACKAGES := iproute2 iptables nftables ipset nfacct conntrack openvswitch-switch ipvsadm \
-                ethtool tcpdump iputils-ping iperf3 kmod procps util-linux graphviz \
+LAB_APT_PACKAGES := iproute2 iptables nftables ipset nfacct conntrack openvswitch-switch ipvsadm nginx-light \
+                ethtool tcpdump iputils-ping iperf3 curl kmod procps util-linux graphviz \
                 python3 python3-venv python3-pip
 APT_PACKAGES := $(LAB_APT_PACKAGES) $(KERNEL_APT_PACKAGES) $(BROWSER_APT_PACKAGES)
 
