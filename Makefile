@@ -36,7 +36,9 @@ help:
 setup: apt venv kernel-cache
 
 # Installs only what is missing; refreshes the package lists when there are none (the
-# kernel tier fetches Debian's kernel package with apt-get download).
+# kernel tier fetches Debian's kernel package with apt-get download). The packages' own
+# services (the host's nginx, Open vSwitch) are not started (policy-rc.d for the duration of
+# the install): the lab runs its own daemons inside its namespaces and needs none on the host.
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
@@ -45,7 +47,10 @@ apt:
 	fi; \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:" $$missing; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	    norc=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && norc=1; fi; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; rc=$$?; \
+	    [ -n "$$norc" ] && rm -f /usr/sbin/policy-rc.d; exit $$rc; \
 	fi
 
 venv: $(STAMP)
