@@ -30,6 +30,18 @@ def _require_root(command: str) -> None:
                            f"run it with sudo")
 
 
+def _writable_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A file option that will be written: its directory must exist and be writable, so a
+    bad path fails before any work, not after it."""
+    if value is not None:
+        folder = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(folder):
+            raise click.BadParameter(f"directory {folder} does not exist", ctx, param)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise click.BadParameter(f"directory {folder} is not writable", ctx, param)
+    return value
+
+
 def _features() -> frozenset[str]:
     """The kernel features this machine can use (netlab.capabilities names)."""
     from netlab.capabilities import detect
@@ -239,7 +251,8 @@ def status(lab: str | None, as_json: bool) -> None:
 def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
     """Run CMD inside OBJECT's namespace (a VPC's router such as `vpc`, a host, or
     CLUSTER/NODE or CLUSTER/POD; a node or pod named alone when one cluster has it; the
-    cloud's `internet`, `internet/HOST`, `igw/VPC`, `natgw/NAME`). Inside a tunnel-model node,
+    cloud's `internet`, `internet/HOST`, `igw/VPC`, `natgw/NAME`, `elb/NAME`). Inside a
+    tunnel-model node,
     ovs-vsctl, ovs-ofctl and ovs-appctl talk to that node's own Open vSwitch.
 
     Example: netlab exec vpc-basic c1/web-1 -- ip route
@@ -274,7 +287,7 @@ def _object(resolved, text: str, what: str = "OBJECT"):
 @cli.command()
 @click.argument("lab")
 @click.argument("where", metavar="OBJECT[:IFACE]")
-@click.option("-w", "write", type=click.Path(dir_okay=False, writable=True),
+@click.option("-w", "write", type=click.Path(dir_okay=False, writable=True), callback=_writable_file,
               help="write a pcap file (Wireshark opens it) instead of printing packets")
 @click.option("--filter", "bpf", metavar="BPF", help="a tcpdump filter, e.g. 'udp port 4789'")
 @click.option("--count", type=click.IntRange(min=1), help="stop after N packets")
@@ -305,7 +318,7 @@ def capture(lab: str, where: str, write: str | None, bpf: str | None, count: int
 @cli.command()
 @click.argument("source", metavar="LAB|FILE")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
-              help="the file to write: .svg, .png, .dot or .html (a self-contained page)")
+              callback=_writable_file, help="the file to write: .svg, .png, .dot or .html (a self-contained page)")
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "dot", "html"]),
               help="default: from the output file's extension")
 def graph(source: str, output: str, fmt: str | None) -> None:
@@ -439,7 +452,8 @@ def _print_trace(report: dict) -> None:
 @click.argument("node")
 def show(lab: str, node: str) -> None:
     """Show what NODE holds now (CLUSTER/NODE, or NODE if unique): addresses, routes,
-    kube-proxy's entry points, and for tunnel-model nodes the virtual switch.
+    kube-proxy's entry points, and for tunnel-model nodes the virtual switch; or what an
+    ELB holds (elb/NAME): its listeners, layer-4 datapath, members' health, nginx.
 
     Open vSwitch: bridges, ports and flows with packet counters. linux-bridge: the VXLAN
     device, its FDB and neighbour entries.
@@ -448,6 +462,15 @@ def show(lab: str, node: str) -> None:
 
     _require_root("show")
     resolved = _read_lab(lab)
+    if node.startswith("elb/"):
+        found_elb = next((e for e in resolved.elbs if e.ref == node), None)
+        if found_elb is None:
+            raise UserError(f"NODE: lab {lab} has no ELB '{node[4:]}'; ELBs: "
+                            + (", ".join(e.name for e in resolved.elbs) or "none"))
+        for title, text in show_mod.elb_sections(resolved, found_elb):
+            console.rule(f"[bold]{title}[/bold]", align="left")
+            click.echo(text.rstrip("\n"))
+        return
     if "/" not in node:
         owners = [c.name for c in resolved.clusters if any(n.name == node for n in c.nodes)]
         if len(owners) != 1:
@@ -575,8 +598,43 @@ def nat(lab: str, natgw: str, action: str | None, source: str | None, eip: str |
 
 @cli.command()
 @click.argument("lab")
+@click.argument("target", metavar="OBJECT:PORT[/PROTO]")
+@click.argument("action", type=click.Choice(["stop", "start"]))
+def listener(lab: str, target: str, action: str) -> None:
+    """Stop or restart one listener of the pod agent (a pod's or host's port) on a running lab.
+
+    Example: netlab listener ingress cce/web-0:8080 stop
+    A load balancer's health check then takes that backend out of rotation.
+    """
+    from netlab.apply import processes
+    from netlab.apply.state import StateDir
+    from netlab.probe import agent
+
+    _require_root("listener")
+    resolved = _read_lab(lab)
+    head, proto = target, ""
+    if target.lower().endswith(("/tcp", "/udp")):
+        head, _, proto = target.rpartition("/")
+    wanted = [lst for lst in agent.listeners(resolved)
+              if f"{lst.owner}:{lst.port}" == head and (not proto or lst.proto == proto.lower())]
+    if not wanted:
+        served = ", ".join(sorted({f"{lst.owner}:{lst.port}/{lst.proto}" for lst in agent.listeners(resolved)}))
+        raise UserError(f"OBJECT:PORT: '{target}' is not a listener of lab {lab}; listeners: {served or 'none'}")
+    state = StateDir(lab)
+    path = state.path / agent.STOPPED_FILE
+    stopped = set(path.read_text().split()) if path.exists() else set()
+    keys = {agent.key(lst) for lst in wanted}
+    stopped = stopped | keys if action == "stop" else stopped - keys
+    path.write_text("".join(f"{k}\n" for k in sorted(stopped)))
+    processes.reload(state, "agent")
+    console.print(f"{', '.join(sorted(keys))}: {'stopped' if action == 'stop' else 'serving'}", highlight=False)
+
+
+@cli.command()
+@click.argument("lab")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON report")
-@click.option("--junit", type=click.Path(dir_okay=False, writable=True), help="also write JUnit XML here")
+@click.option("--junit", type=click.Path(dir_okay=False, writable=True), callback=_writable_file,
+              help="also write JUnit XML here")
 @click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each answer")
 def check(lab: str, as_json: bool, junit: str | None, timeout: float) -> None:
     """Probe a lab: the expected matrix plus the scenario's checks. Exit 1 if any fails."""
@@ -655,20 +713,40 @@ _register_groups()
 
 
 def main() -> None:
+    """The console script."""
+    sys.exit(run(sys.argv[1:]))
+
+
+def run(args: list[str]) -> int:
+    """Run one command; the only place where errors become an exit code and one line on
+    stderr (no traceback): 2 for bad input or invocation, the error's own code otherwise."""
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+        # Not standalone: click returns instead of exiting, with the code of ctx.exit(n).
+        result = cli.main(args, prog_name="netlab", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         err_console.print("netlab: interrupted")
-        sys.exit(130)
+        return 130
+    except click.UsageError as e:
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+        _complain(f"netlab: error: {e.format_message()}{hint}")
+        return 2
     except click.ClickException as e:
-        e.show()
-        sys.exit(2 if e.exit_code == 2 or isinstance(e, click.UsageError) else e.exit_code)
+        _complain(f"netlab: error: {e.format_message()}")
+        return e.exit_code
     except NetlabError as e:
-        click.echo(f"netlab: {'error' if isinstance(e, UserError) else 'failed'}: {e}", err=True)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("netlab: interrupted")
-        sys.exit(130)
+        _complain(f"netlab: {'error' if isinstance(e, UserError) else 'failed'}: {e}")
+        return e.exit_code
+    except BrokenPipeError:
+        # The reader went away (`netlab plan | head`): say nothing more, as cat does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def _complain(line: str) -> None:
+    # One line whatever the input held: control characters (a newline in a YAML key or a
+    # file name) are shown escaped.
+    click.echo("".join(c if c.isprintable() else repr(c)[1:-1] for c in line), err=True)
 
 
 if __name__ == "__main__":

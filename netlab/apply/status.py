@@ -41,4 +41,6 @@ def collect(lab: Lab) -> dict:
     problems += [f"not running: {', '.join(dead)}"] if dead else []
     return {"lab": lab.name, "state": "up" if healthy else f"degraded ({'; '.join(problems)})",
             "processes": {"running": len(pidfiles) - len(dead), "expected": len(pidfiles)},
-            "objects": objects}
+            "objects": objects,
+            "eips": [{"ip": str(e.ip), "bind": e.bind, "kind": e.kind,
+                      "private": str(e.private) if e.private else None} for e in lab.eips]}

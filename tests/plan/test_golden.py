@@ -15,7 +15,7 @@ from netlab.lab.resolve import resolve
 from netlab.scenario import loader
 
 GOLDEN = Path(__file__).parent / "golden"
-CASES = ["vpc-basic", "default", "tunnel-basic", "tunnel-linux-bridge", "access"]
+CASES = ["vpc-basic", "default", "tunnel-basic", "tunnel-linux-bridge", "access", "ingress"]
 # Scenarios that need kernel features (macvlan, br_netfilter): planned as `netlab validate`
 # judges them, as if the kernel had every feature.
 ANY_KERNEL = ["eni-basic"]
