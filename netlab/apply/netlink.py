@@ -8,6 +8,7 @@ sockets without forking a helper per namespace (pyroute2's own `netns=` does for
 from __future__ import annotations
 
 import os
+import socket
 from ipaddress import IPv4Interface
 
 from pyroute2 import IPRoute
@@ -177,6 +178,12 @@ class Netlink:
             kwargs.update(src=str(op.src.network_address), src_len=op.src.prefixlen)
         if op.suppress_prefixlength is not None:
             kwargs["suppress_prefixlen"] = op.suppress_prefixlength
+        if op.dst is not None:
+            kwargs.update(dst=str(op.dst.network_address), dst_len=op.dst.prefixlen)
+        if op.ipproto is not None:
+            kwargs["ip_proto"] = socket.getprotobyname(op.ipproto)
+        if op.dport is not None:
+            kwargs["dport_range"] = f"{op.dport}:{op.dport}"
         self.ipr(op.netns).rule("add", **kwargs)
 
     # -- reading --------------------------------------------------------------

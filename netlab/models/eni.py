@@ -29,7 +29,12 @@ node (`veth0` in the pod, `veth-<pod>` on the node, no address on either end, as
 unnumbered point-to-point link of lyft/cni-ipvlan-vpc-k8s, the reference ipvlan-on-ENI
 CNI): the pod routes its node IP and the Service CIDR over it, the node routes the pod's
 address back over it (`/32`, source the node IP). ClusterIP and NodePort traffic of a pod
-thus enters the node where kube-proxy translates it like any other; node→pod and NodePort
+thus enters the node where kube-proxy translates it like any other. So does what it opens
+to its Services' externalIPs and load-balancer addresses, which kube-proxy short-circuits on
+the node (not those published with ipMode Proxy: they go through the ELB): policy rules
+`to ADDRESS ipproto P dport PORT lookup 100` send exactly the Service's listeners over the
+veth, while the pod's answers to that same address (a dedicated ELB's health checks, its
+passthrough connections) leave by the sub-ENI they came in by. node→pod and NodePort
 traffic to a local endpoint leave the node over the same veth.
 
 The catch is the reply. After kube-proxy's DNAT, the endpoint (another pod, maybe on
@@ -75,8 +80,8 @@ from netlab.lab.model import ClusterInfo, Lab, ModelInfo, NodeInfo, PodInfo
 from netlab.lab.pods import PodRequest, expand
 from netlab.models.base import Allocation, NetworkModel, ShowCommand
 from netlab.models.common import mac_of, pod_info
-from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelLink, DelNetns, NftApply,
-                             Op, SetBridgePort, SetLink, Sysctl)
+from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddRule, AddVeth, DelLink, DelNetns,
+                             NftApply, Op, SetBridgePort, SetLink, Sysctl)
 from netlab.scenario import types
 from netlab.scenario.security_groups import Rule, SecurityGroup, SecurityGroupBinding
 
@@ -85,6 +90,7 @@ POD_VETH = "veth0"  # the pod's end of its veth to the node
 SUB_ENI_MODES = {"macvlan": "vepa", "ipvlan": "l2 vepa", "vlan": None}
 KERNEL_FEATURE = {"macvlan": ("macvlan", "macvlan"), "ipvlan": ("ipvlan", "ipvlan"), "vlan": ("vlan", "8021q")}
 SERVICE_MARK = 0x2000  # a packet from a pod's veth (kube-proxy uses 0x4000 and 0x8000)
+VETH_TABLE, VETH_RULE_PRIORITY = 100, 1000  # the pod's route to its node for Service listeners
 NODE_TABLE = "netlab-eni"
 DEFAULT_SUB_ENI_QUOTA = 16  # a small flavour's sub-ENIs (the service's figure)
 DEFAULT_MAX_PODS = 110  # the kubelet's default maxPods
@@ -323,6 +329,11 @@ class EniModel(NetworkModel):
                 SetLink(pod.netns, POD_VETH),
                 AddRoute(pod.netns, IPv4Network(f"{node.eth0.ip}/32"), dev=POD_VETH, scope_link=True, src=pod.ip),
                 AddRoute(pod.netns, cluster.service_cidr, via=node.eth0.ip, dev=POD_VETH, src=pod.ip)]
+        listeners = kube_proxy_listeners(cluster)
+        if listeners:
+            out.append(AddRoute(pod.netns, DEFAULT, via=node.eth0.ip, dev=POD_VETH, src=pod.ip, table=VETH_TABLE))
+            out += [AddRule(pod.netns, VETH_RULE_PRIORITY, VETH_TABLE, dst=IPv4Network(f"{ip}/32"), ipproto=proto,
+                            dport=port) for ip, proto, port in listeners]
         return out
 
     def pod_remove_ops(self, lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
@@ -364,6 +375,22 @@ class EniModel(NetworkModel):
         out.append(ShowCommand(f"{vpc.name}: nft list table ip {secgroup.TABLE}",
                                ("nft", "list", "table", "ip", secgroup.TABLE), vpc.netns))
         return out
+
+
+def kube_proxy_listeners(cluster: ClusterInfo) -> list[tuple[IPv4Address, str, int]]:
+    """(address, protocol, port) outside the Service CIDR that kube-proxy serves on the node:
+    Services' externalIPs and the load-balancer ingress it short-circuits (not that published
+    with ipMode Proxy, which must go through the load balancer)."""
+    out: set[tuple[IPv4Address, str, int]] = set()
+    for info in cluster.services:
+        ips = set(info.spec.externalIPs)
+        if info.load_balancer:
+            ips.update(i.ip for i in info.load_balancer if i.ip_mode != "Proxy")
+        elif info.spec.type == "LoadBalancer" and info.spec.loadBalancerIP:
+            ips.add(info.spec.loadBalancerIP)
+        out.update((ip, p.protocol.lower(), p.port) for ip in ips if ip not in cluster.service_cidr
+                   for p in info.spec.ports)
+    return sorted(out)
 
 
 def _pod_network(cluster: str, pod: str, kind: str, ip: IPv4Address, vlan: int | None, groups: list[str]) -> EniPod:

@@ -188,18 +188,27 @@ class AddRoute(Op):
 
 @dataclass(frozen=True)
 class AddRule(Op):
-    """A policy-routing rule: `ip rule add priority P [from SRC] lookup TABLE
-    [suppress_prefixlength N]`."""
+    """A policy-routing rule: `ip rule add priority P [from SRC] [to DST] [ipproto PROTO]
+    [dport PORT] lookup TABLE [suppress_prefixlength N]`."""
 
     priority: int
     table: int
     src: IPv4Network | None = None
     suppress_prefixlength: int | None = None
+    dst: IPv4Network | None = None
+    ipproto: str | None = None  # tcp | udp
+    dport: int | None = None
 
     def __str__(self) -> str:
         parts = [f"ip -n {self.netns} rule add priority {self.priority}"]
         if self.src is not None:
             parts.append(f"from {self.src.network_address if self.src.prefixlen == 32 else self.src}")
+        if self.dst is not None:
+            parts.append(f"to {self.dst.network_address if self.dst.prefixlen == 32 else self.dst}")
+        if self.ipproto is not None:
+            parts.append(f"ipproto {self.ipproto}")
+        if self.dport is not None:
+            parts.append(f"dport {self.dport}")
         parts.append(f"lookup {'main' if self.table == 254 else self.table}")
         if self.suppress_prefixlength is not None:
             parts.append(f"suppress_prefixlength {self.suppress_prefixlength}")

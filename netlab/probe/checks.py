@@ -215,5 +215,5 @@ def matrix(lab: Lab) -> list[CheckSpec]:
     out = []
     for cluster in lab.clusters:
         out += cluster_matrix(lab, cluster) + service_matrix(lab, cluster)
-    out = secgroup_checks.judged(lab, out + edge_matrix(lab)) + secgroup_checks.checks(lab)
-    return out + lb_matrix(lab) + impairment_checks(lab) + explicit(lab)
+    out = secgroup_checks.judged(lab, out + edge_matrix(lab) + lb_matrix(lab)) + secgroup_checks.checks(lab)
+    return out + impairment_checks(lab) + explicit(lab)

@@ -7,6 +7,11 @@ Two parts, both decided by `netlab.cloud.secgroup.verdict` from the lab's groups
   an EIP to a pod; a pod to anything but its own node) and that a group refuses is expected
   `blocked` (dropped: groups never answer), with the group and the missing rule in its name. Paths that stay on a node (a node to its own
   pods, a pod to its node or to a Service, over the pod's veth) meet no group.
+- Checks through a Service or a load balancer (several endpoints, `allowed_backends`): each
+  endpoint is judged with the source it must see (`allowed_sources`: a node address after
+  kube-proxy's SNAT, the client's own through a dedicated ELB), on its target port; when the
+  groups refuse every endpoint the check is expected `blocked`. (When they refuse only some,
+  the check is left as it is: a round robin over them would fail by chance.)
 - `checks`: for every pod bound to a group of the scenario (or refused something by its
   model's default group), its declared ports probed from every VPC host and from a bound
   pod on another node: one check per admitted or refused flow, the refusals `blocked`.
@@ -19,6 +24,7 @@ from ipaddress import IPv4Address
 
 from netlab.cloud import secgroup
 from netlab.lab.model import Lab, PodInfo
+from netlab.lab.services import selected, target_port
 from netlab.probe.checks import CheckSpec
 
 
@@ -50,10 +56,14 @@ def judged(lab: Lab, specs: list[CheckSpec]) -> list[CheckSpec]:
     out = []
     for spec in specs:
         dst = private.get(spec.dst_ip, spec.dst_ip)
-        if spec.expect != "reach" or _service_ips(lab, dst) or _local_path(lab, spec.src_ip, dst):
-            out.append(spec)
-            continue
-        v = secgroup.verdict(lab, spec.src_ip, dst, _l4(spec.proto), spec.port)
+        if spec.expect != "reach":
+            v = None
+        elif spec.allowed_backends:
+            v = _through_service(lab, spec)
+        elif _service_ips(lab, dst) or _local_path(lab, spec.src_ip, dst):
+            v = None
+        else:
+            v = secgroup.verdict(lab, spec.src_ip, dst, _l4(spec.proto), spec.port)
         if v is None or v.allowed:
             out.append(spec)
             continue
@@ -61,6 +71,37 @@ def judged(lab: Lab, specs: list[CheckSpec]) -> list[CheckSpec]:
                            expect_source=None, expect_backend=None, allowed_backends=(), spread=None,
                            allowed_sources=(), expect_encap=None))
     return out
+
+
+def _through_service(lab: Lab, spec: CheckSpec) -> secgroup.Verdict | None:
+    """Refused when the groups refuse every endpoint the source it must see."""
+    sources = spec.allowed_sources or ((spec.expect_source,) if spec.expect_source else ())
+    pods = {f"{c.name}/{p.name}": p for c in lab.clusters for p in c.pods}
+    refusals = []
+    for name in spec.allowed_backends:
+        pod = pods.get(name)
+        port = _target_port(lab, spec, pod) if pod is not None else None
+        if pod is None or port is None or not sources:
+            return None
+        verdicts = [None if _local_path(lab, s, pod.ip) else secgroup.verdict(lab, s, pod.ip, _l4(spec.proto), port)
+                    for s in sources]
+        if any(v is None or v.allowed for v in verdicts):
+            return None
+        refusals.append(verdicts[0].why)
+    return secgroup.Verdict(False, "; ".join(dict.fromkeys(refusals))) if refusals else None
+
+
+def _target_port(lab: Lab, spec: CheckSpec, pod: PodInfo) -> int | None:
+    """The endpoint's port of the Service the check calls (by its ClusterIP, an external or
+    load-balancer address and port, or a nodePort)."""
+    cluster = lab.cluster(pod.cluster)
+    for info in cluster.services:
+        addresses = {info.cluster_ip, *info.spec.externalIPs, *(i.ip for i in info.load_balancer)}
+        for port in info.spec.ports:
+            if (spec.dst_ip in addresses and port.port == spec.port) or port.nodePort == spec.port:
+                if pod in selected(info, cluster.pods):
+                    return target_port(port, pod)
+    return None
 
 
 def _probe(pod: PodInfo) -> list[tuple[str, int | None]]:

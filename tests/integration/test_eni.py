@@ -121,6 +121,69 @@ def test_eni_nftables_services_and_scale(lab, tmp_path):
     assert "web-4" not in _exec("en-nft", "vpc", "nft", "list", "table", "ip", "netlab-sg")
 
 
+ELB_LAB = """\
+name: en-elb
+vpc:
+  subnets:
+    - {name: nodes, cidr: 192.168.0.0/24}
+    - {name: intranet, cidr: 192.168.1.0/24}
+    - {name: pods, cidr: 192.168.2.0/24}
+internet:
+  hosts: [{name: client, ports: []}]
+hosts:
+  - {name: ecs-1, subnet: intranet, ports: []}
+elbs:
+  - {name: elb-shared, type: shared}
+  - {name: elb-dedicated, type: dedicated}
+eips:
+  - {bind: elb/elb-shared}
+  - {bind: elb/elb-dedicated}
+clusters:
+  - name: c1
+    model: eni
+    pod_subnet: pods
+    nodes: [{name: node-1, subnet: nodes}, {name: node-2, subnet: nodes}]
+    pods:
+      - {name: web, replicas: 2, node: [node-1, node-2], labels: {app: web}, ports: [{port: 8080}]}
+      - {name: client, node: node-1}
+    services:
+      - name: web-shared
+        type: LoadBalancer
+        selector: {app: web}
+        ports: [{port: 8000, targetPort: 8080}]
+        annotations: {kubernetes.io/elb.id: elb-shared, kubernetes.io/elb.class: union}
+      - name: web-dedicated
+        type: LoadBalancer
+        selector: {app: web}
+        ports: [{port: 8001, targetPort: 8080}]
+        annotations: {kubernetes.io/elb.id: elb-dedicated, kubernetes.io/elb.class: performance}
+"""
+
+
+def test_eni_pods_behind_elbs_and_their_security_groups(lab, tmp_path):
+    """A dedicated ELB sends straight to eni pods with the client's address: the default ENI
+    group refuses the internet until a rule admits it. A pod's own calls to its Services'
+    ELB addresses are short-circuited by kube-proxy on its node (policy rules per listener);
+    its answers to the ELB's health checks still leave by the sub-ENI."""
+    scenario = tmp_path / "eni-elb.yaml"
+    scenario.write_text(ELB_LAB)
+    lab(str(scenario), "en-elb")
+    checks = _check("en-elb")
+    via_eip = "LoadBalancer (dedicated ELB elb-dedicated, externalTrafficPolicy Cluster): internet/client → " \
+              "c1/svc/web-dedicated at 198.51.100.11:8001"
+    (refused,) = [c for n, c in checks.items() if n.startswith(via_eip)]
+    assert refused["expect"] == "blocked" and "no inbound rule of c1-cce-eni admits tcp/8080" in refused["name"]
+    short = [c for n, c in checks.items() if n.startswith("LoadBalancer") and "c1/client → c1/svc/web-dedicated" in n]
+    assert short and all(c["seen_source"] == "192.168.0.10" for c in short)  # kube-proxy's SNAT on node-1
+    rules = _exec("en-elb", "c1/client", "ip", "rule")
+    assert "to 198.51.100.11 ipproto tcp dport 8001 lookup 100" in rules
+
+    done = netlab("sg", "en-elb", "add", "c1-cce-eni", "--inbound", "--protocol", "tcp", "--port", "8080")
+    assert done.returncode == 0, done.stderr
+    admitted = [c for n, c in _check("en-elb").items() if n.startswith(via_eip)]
+    assert admitted[0]["expect"] == "reach" and admitted[0]["seen_source"] == "203.0.113.10"
+
+
 def _ip(netns: str, *argv: str) -> str:
     done = subprocess.run(["ip", "-n", netns, *argv], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -253,3 +253,17 @@ def test_traits():
     assert eni.MODEL.egress_source(c, node, pod) == pod.ip
     assert eni.MODEL.node_addresses(c, node) == (node.eth0.ip,)
     assert eni.MODEL.service_sources(c, node, pod) == (node.eth0.ip, pod.ip)
+
+
+def test_a_pods_calls_to_its_services_load_balancer_addresses_go_over_its_veth():
+    text = BASIC.replace("      - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}",
+                         "      - {name: web, selector: {app: web}, externalIPs: [192.168.1.99], "
+                         "ports: [{port: 80, targetPort: 8080}]}")
+    lab = basic(text)
+    c = lab.cluster("c1")
+    assert eni.kube_proxy_listeners(c) == [(ip_address("192.168.1.99"), "tcp", 80)]
+    client = next(p for p in c.pods if p.name == "client")
+    rules = [str(op) for op in build(lab).ops if op.netns == client.netns and type(op).__name__ == "AddRule"]
+    assert rules == [f"ip -n {client.netns} rule add priority 1000 to 192.168.1.99 ipproto tcp dport 80 lookup 100"]
+    table = [op for op in _ops(lab, AddRoute) if op.netns == client.netns and op.table == 100]
+    assert [(str(op.destination), str(op.via), op.dev) for op in table] == [("0.0.0.0/0", "192.168.0.10", "veth0")]
