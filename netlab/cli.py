@@ -38,6 +38,25 @@ def _features() -> frozenset[str]:
     return frozenset(name for name, feature in caps.features.items() if feature.usable)
 
 
+class LabNameType(click.ParamType):
+    """A lab name (LAB, `--name`): checked against the schema's LabName before anything uses
+    it, so `..`, `.`, `''` or `a/b` never become a path; exit 2 with one line otherwise."""
+
+    name = "lab"
+
+    def convert(self, value, param, ctx):
+        from netlab.lab import naming
+
+        try:
+            return naming.check_lab_name(value)
+        except ValueError as e:
+            label = param.opts[0] if param is not None and param.param_type_name == "option" else "LAB"
+            raise UserError(f"{label}: {e}") from None
+
+
+LAB = LabNameType()
+
+
 def _load(file: str | None, name: str | None = None):
     """Scenario file (or the built-in default) → resolved Lab, for this machine's kernel."""
     from netlab.lab.resolve import resolve
@@ -45,15 +64,7 @@ def _load(file: str | None, name: str | None = None):
 
     path = Path(file) if file else loader.builtin_path()
     scenario, source = loader.load(path)
-    if name:
-        from pydantic import TypeAdapter, ValidationError
-
-        from netlab.scenario.schema import LabName
-        try:
-            TypeAdapter(LabName).validate_python(name)
-        except ValidationError:
-            raise UserError(f"--name: '{name}' is not a valid lab name (lowercase letters, digits "
-                            "and '-', at most 24 characters)") from None
+    if name is not None:  # already checked by LAB
         scenario = scenario.model_copy(update={"name": name})
     return resolve(scenario, source, _features())
 
@@ -105,7 +116,7 @@ def schema() -> None:
 
 @cli.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("--name", help="lab name (default: the scenario's name)")
+@click.option("--name", type=LAB, help="lab name (default: the scenario's name)")
 def plan(file: str | None, name: str | None) -> None:
     """Print the operations `up` would run, as the equivalent commands."""
     from netlab import plan as plan_mod
@@ -115,7 +126,7 @@ def plan(file: str | None, name: str | None) -> None:
 
 @cli.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("--name", help="lab name (default: the scenario's name)")
+@click.option("--name", type=LAB, help="lab name (default: the scenario's name)")
 @click.option("-v", "--verbose", is_flag=True, help="print each operation as it runs")
 def up(file: str | None, name: str | None, verbose: bool) -> None:
     """Build a lab from FILE (default: the built-in overview scenario)."""
@@ -135,7 +146,7 @@ def _up(lab, verbose: bool = False) -> None:
 
 
 @cli.command()
-@click.argument("lab", required=False)
+@click.argument("lab", required=False, type=LAB)
 @click.option("--all", "all_", is_flag=True, help="take down every lab")
 def down(lab: str | None, all_: bool) -> None:
     """Take a lab down: its namespaces, processes and files, nothing else."""
@@ -161,36 +172,47 @@ def _read_lab(name: str):
 
 
 @cli.command()
-@click.argument("lab", required=False)
+@click.argument("lab", required=False, type=LAB)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def status(lab: str | None, as_json: bool) -> None:
-    """Show the labs that are up, or one lab's objects and their live addresses."""
+    """Show the labs that are up, or one lab's objects and their live addresses.
+
+    Also names labs whose state was lost (orphaned) and damaged state. Exit 1 when LAB is
+    degraded (a namespace missing, a process dead) or orphaned.
+    """
     from netlab.apply import status as status_mod
-    from netlab.apply.state import list_labs
 
     _require_root("status")
     if lab is None:
-        labs = list_labs()
+        overview = status_mod.overview()
         if as_json:
-            click.echo(json.dumps({"labs": labs}))
-        else:
-            console.print("\n".join(labs) if labs else "no lab is up")
+            click.echo(json.dumps(overview))
+            return
+        lines = [f"{name}: {overview['damaged'][name]}" if name in overview["damaged"] else name
+                 for name in overview["labs"]]
+        lines += [f"{o['lab']}: {o['state']}" for o in overview["orphaned"]]
+        console.print("\n".join(lines) if lines else "no lab is up", highlight=False)
         return
+    orphan = status_mod.orphaned(lab)
+    if orphan:
+        click.echo(json.dumps(orphan, indent=2) if as_json else f"lab {lab}: {orphan['state']}")
+        sys.exit(1)
     data = status_mod.collect(_read_lab(lab))
     if as_json:
         click.echo(json.dumps(data, indent=2))
-        return
-    procs = data["processes"]
-    table = Table(title=f"lab {lab} ({data['state']}; {procs['running']}/{procs['expected']} processes running)")
-    for col in ("name", "kind", "cluster", "netns", "addresses"):
-        table.add_column(col)
-    for o in data["objects"]:
-        table.add_row(o["name"], o["kind"], o["cluster"] or "", o["netns"], ", ".join(o["addresses"]))
-    console.print(table)
+    else:
+        procs = data["processes"]
+        table = Table(title=f"lab {lab} ({data['state']}; {procs['running']}/{procs['expected']} processes running)")
+        for col in ("name", "kind", "cluster", "netns", "addresses"):
+            table.add_column(col)
+        for o in data["objects"]:
+            table.add_row(o["name"], o["kind"], o["cluster"] or "", o["netns"], ", ".join(o["addresses"]))
+        console.print(table)
+    sys.exit(0 if data["state"] == "up" else 1)
 
 
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True})
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("obj", metavar="OBJECT")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
@@ -217,7 +239,7 @@ def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("node")
 def show(lab: str, node: str) -> None:
     """Show what NODE holds now (CLUSTER/NODE, or NODE if unique): addresses, routes,
@@ -247,7 +269,7 @@ def show(lab: str, node: str) -> None:
 
 
 @cli.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("pod_set", metavar="CLUSTER/POD-SET")
 @click.option("--replicas", type=int, required=True, help="the number of pods the set should have")
 def scale(lab: str, pod_set: str, replicas: int) -> None:
@@ -268,7 +290,7 @@ def scale(lab: str, pod_set: str, replicas: int) -> None:
 
 
 @cli.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("link", metavar="OBJECT:IFNAME")
 @click.option("--delay", help="e.g. 20ms")
 @click.option("--jitter", help="e.g. 5ms (needs --delay)")
@@ -318,7 +340,7 @@ def impair(lab: str, link: str, delay, jitter, loss, rate, clear: bool) -> None:
 
 
 @cli.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.option("--json", "as_json", is_flag=True, help="print the JSON report")
 @click.option("--junit", type=click.Path(dir_okay=False, writable=True), help="also write JUnit XML here")
 @click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each answer")

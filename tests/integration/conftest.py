@@ -52,6 +52,6 @@ def lab():
     for name in names:
         if os.path.isdir(f"/run/netlab/{name}"):
             netlab("down", name)
-        leftovers = [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]
+        leftovers = [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}.")]
         assert not leftovers, f"namespaces left behind: {leftovers}"
 
