@@ -57,8 +57,9 @@ class LabNameType(click.ParamType):
 LAB = LabNameType()
 
 
-def _load(file: str | None, name: str | None = None):
-    """Scenario file (or the built-in default) → resolved Lab, for this machine's kernel."""
+def _load(file: str | None, name: str | None = None, *, host: bool = True):
+    """Scenario file (or the built-in default) → resolved Lab, for this machine's kernel
+    (`host`), or judged on its own (`host=False`: as if the kernel had every feature)."""
     from netlab.lab.resolve import resolve
     from netlab.scenario import loader
 
@@ -66,7 +67,7 @@ def _load(file: str | None, name: str | None = None):
     scenario, source = loader.load(path)
     if name is not None:  # already checked by LAB
         scenario = scenario.model_copy(update={"name": name})
-    return resolve(scenario, source, _features())
+    return resolve(scenario, source, _features() if host else None)
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -92,9 +93,12 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-def validate(file: str) -> None:
-    """Check a scenario file without building anything."""
-    lab = _load(file)
+@click.option("--host", is_flag=True, help="also refuse what this machine's kernel cannot run "
+                                           "(IPVS, netem, the OVS kernel datapath), as `up` does")
+def validate(file: str, host: bool) -> None:
+    """Check a scenario file without building anything (the file alone; `--host`: also
+    whether this machine can run it)."""
+    lab = _load(file, host=host)
     console.print(f"{file}: ok — lab {lab.name}: {_counts(lab)}", highlight=False)
 
 
@@ -119,9 +123,9 @@ def schema() -> None:
 @click.option("--name", type=LAB, help="lab name (default: the scenario's name)")
 def plan(file: str | None, name: str | None) -> None:
     """Print the operations `up` would run, as the equivalent commands."""
-    from netlab import plan as plan_mod
+    from netlab.plan.planner import build
 
-    click.echo(str(plan_mod.build(_load(file, name))))
+    click.echo(build(_load(file, name)).render(bodies=True))
 
 
 @cli.command()
@@ -135,10 +139,10 @@ def up(file: str | None, name: str | None, verbose: bool) -> None:
 
 
 def _up(lab, verbose: bool = False) -> None:
-    from netlab import plan as plan_mod
     from netlab.apply import executor
+    from netlab.plan.planner import build
 
-    p = plan_mod.build(lab)
+    p = build(lab)
     start = time.monotonic()
     executor.up(lab, p, on_op=(lambda op: click.echo(f"  {op}")) if verbose else None)
     console.print(f"lab [bold]{lab.name}[/bold] is up: {_counts(lab)}; {len(p.ops)} operations in "
@@ -216,7 +220,8 @@ def status(lab: str | None, as_json: bool) -> None:
 @click.argument("obj", metavar="OBJECT")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
-    """Run CMD inside OBJECT's namespace (`vpc`, a host, or CLUSTER/NODE or CLUSTER/POD).
+    """Run CMD inside OBJECT's namespace (a VPC's router such as `vpc`, a host, or
+    CLUSTER/NODE or CLUSTER/POD).
 
     Example: netlab exec vpc-basic c1/web-1 -- ip route
     """
@@ -225,16 +230,13 @@ def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
 
     _require_root("exec")
     resolved = _read_lab(lab)
-    if obj == "vpc":
-        netns = resolved.vpc.netns
-    else:
-        try:
-            target = refs.lookup(resolved, obj)
-        except refs.RefError as e:
-            raise UserError(f"OBJECT: {e}") from None
-        if target.netns is None:
-            raise UserError(f"OBJECT: {obj} is an address, not an object with a namespace")
-        netns = target.netns
+    try:
+        target = refs.lookup(resolved, obj)
+    except refs.RefError as e:
+        raise UserError(f"OBJECT: {e}") from None
+    if target.netns is None:
+        raise UserError(f"OBJECT: {obj} is an address, not an object with a namespace")
+    netns = target.netns
     sys.exit(processes.run_in(netns, list(cmd)))
 
 
@@ -307,8 +309,8 @@ def impair(lab: str, link: str, delay, jitter, loss, rate, clear: bool) -> None:
 
     from netlab.apply import executor
     from netlab.lab import impair as impair_mod
-    from netlab.plan import Netem
-    from netlab.scenario.schema import Impairment
+    from netlab.plan.ops import Netem
+    from netlab.scenario.types import Impairment
 
     _require_root("impair")
     old = _read_lab(lab)
@@ -381,9 +383,9 @@ def demo(keep: bool, as_json: bool) -> None:
         executor.down(lab.name)
     out = err_console if as_json else console
     out.print(f"[bold]netlab demo[/bold]: {lab.description}", highlight=False)
-    from netlab import plan as plan_mod
+    from netlab.plan.planner import build
     start = time.monotonic()
-    executor.up(lab, plan_mod.build(lab))
+    executor.up(lab, build(lab))
     out.print(f"lab {lab.name} is up ({_counts(lab)}) in {time.monotonic() - start:.2f} s", highlight=False)
     try:
         code = _check(lab, as_json, None, 2.0)

@@ -17,25 +17,18 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from netlab import linux
-from netlab.apply import ipvs, netfilter, processes, remains, tc
+from netlab.apply import ethtool, files, ipvs, netfilter, ovs, processes, remains, tc, vxlan
+from netlab.apply.context import Context
 from netlab.apply.netlink import Netlink, describe
 from netlab.apply.state import StateDir, list_labs
 from netlab.errors import ApplyError, LabStateError, NetlabError
 from netlab.lab.model import Lab
-from netlab.plan import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelNetns, IpsetRestore,
-                         IptablesRestore, IpvsRestore, LoadModule, Netem, NfacctAdd, NftApply, Op, Plan, SetLink,
-                         StartProcess, Sysctl)
-
-
-@dataclass
-class Context:
-    state: StateDir
-    nl: Netlink
-    created: list[str] = field(default_factory=list)  # namespaces this run added, in order
-
+from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelNetns, IpsetRestore,
+                             IptablesRestore, IpvsRestore, LoadModule, MoveLink, Netem, NfacctAdd, NftApply, Op,
+                             Plan, SetLink, StartProcess, Sysctl)
 
 IPV4_ONLY = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
@@ -45,22 +38,18 @@ def _sysctl(ctx: Context, op: Sysctl) -> None:
         linux.write_sysctl(op.key, op.value)
 
 
-def _add_netns(ctx: Context, op: AddNetns) -> None:
-    linux.create_netns(op.netns, IPV4_ONLY)
-    ctx.created.append(op.netns)
-
-
 def _del_netns(ctx: Context, op: DelNetns) -> None:
     ctx.nl.forget(op.netns)
     linux.remove_netns(op.netns)
 
 
 HANDLERS: dict[type, Callable[[Context, Op], None]] = {
-    AddNetns: _add_netns,
+    AddNetns: lambda ctx, op: linux.create_netns(op.netns, IPV4_ONLY),
     DelNetns: _del_netns,
     Sysctl: _sysctl,
     AddLink: lambda ctx, op: ctx.nl.add_link(op),
     AddVeth: lambda ctx, op: ctx.nl.add_veth(op),
+    MoveLink: lambda ctx, op: ctx.nl.move_link(op),
     SetLink: lambda ctx, op: ctx.nl.set_link(op),
     AddAddress: lambda ctx, op: ctx.nl.add_address(op),
     AddRoute: lambda ctx, op: ctx.nl.add_route(op),
@@ -72,12 +61,8 @@ HANDLERS: dict[type, Callable[[Context, Op], None]] = {
     IpvsRestore: lambda ctx, op: ipvs.ipvs_restore(op),
     LoadModule: lambda ctx, op: ipvs.load_module(op),
     Netem: lambda ctx, op: tc.netem(op),
+    **ethtool.HANDLERS, **files.HANDLERS, **ovs.HANDLERS, **vxlan.HANDLERS,
 }
-
-
-def register(op_type: type, handler: Callable[[Context, Op], None]) -> None:
-    """Let another apply module (OVS, netfilter, IPVS) handle its own op types."""
-    HANDLERS[op_type] = handler
 
 
 def _raise_fd_limit() -> None:
@@ -104,11 +89,13 @@ def up(lab: Lab, plan: Plan, *, on_op: Callable[[Op], None] | None = None) -> No
         try:
             state.write(lab, phase="building", netns=lab.netns_names())
             with Netlink() as nl:
-                ctx = Context(state, nl, created)
+                ctx = Context(state, nl)
                 for op in plan.ops:
                     if on_op:
                         on_op(op)
                     HANDLERS[type(op)](ctx, op)
+                    if isinstance(op, AddNetns):
+                        created.append(op.netns)
             state.set_phase("up")
         except BaseException as e:
             _teardown(state, created)
@@ -193,7 +180,3 @@ def down_all() -> list[DownReport]:
     if failed:
         raise type(failed[0])(f"{failed[0]} ({len(reports)} other labs taken down)")
     return reports
-
-
-# Apply modules that register handlers for their own op types (imported last: they use `register`).
-from netlab.apply import ethtool, ovs, vxlan  # noqa: E402,F401

@@ -33,11 +33,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from netlab import paths
 from netlab.errors import LabStateError, UserError
 from netlab.lab import naming
 from netlab.lab.model import Lab
 
-ROOT = Path(os.path.abspath(os.environ.get("NETLAB_RUN_DIR", "/run/netlab")))
+ROOT = Path(paths.RUN_ROOT)
 MARKER = ".netlab-state"  # in every state directory netlab created; nothing else is removed
 LOCK_ATTEMPTS = 100  # each retry means another command just released or removed the root
 

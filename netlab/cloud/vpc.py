@@ -1,24 +1,15 @@
-"""The VPC: a router namespace, one Linux bridge per subnet (gateway address on it), the
-VPC route table, and the machines plugged into subnets (VPC hosts, cluster nodes)."""
+"""VPCs: one router namespace per VPC, one Linux bridge per subnet (gateway address on it),
+the VPC route table, and the machines plugged into subnets (VPC hosts, cluster nodes)."""
 
 from __future__ import annotations
 
 from ipaddress import IPv4Network
 
+from netlab.cloud.base import CloudObject
 from netlab.lab.model import Attachment, Lab
-from netlab.plan import AddAddress, AddLink, AddNetns, AddRoute, AddVeth, Op, SetLink, Sysctl
+from netlab.plan.ops import AddAddress, AddLink, AddNetns, AddRoute, AddVeth, Op, SetLink, Sysctl
 
 DEFAULT = IPv4Network("0.0.0.0/0")
-
-
-def router_ops(lab: Lab) -> list[Op]:
-    ns = lab.vpc.netns
-    ops: list[Op] = [AddNetns(ns), Sysctl(ns, "net.ipv4.ip_forward", "1"), no_icmp_ratelimit(ns), SetLink(ns, "lo")]
-    for sn in lab.vpc.subnets:
-        ops += [AddLink(ns, sn.bridge, "bridge", mtu=lab.underlay_mtu),
-                AddAddress(ns, sn.bridge, sn.gateway),
-                SetLink(ns, sn.bridge)]
-    return ops
 
 
 def no_icmp_ratelimit(netns: str) -> Sysctl:
@@ -31,10 +22,10 @@ def attach_ops(lab: Lab, netns: str, eth0: Attachment, *, address_on: str | None
     """Plug a machine's `eth0` into its subnet's bridge; give it its address and a
     default route via the subnet gateway (skipped when `address_on` is None, for models
     that move the underlay address elsewhere)."""
-    vpc = lab.vpc.netns
+    vpc = lab.vpc_of_subnet(eth0.subnet)
     ops: list[Op] = [
-        AddVeth(netns, "eth0", vpc, eth0.port, lab.underlay_mtu),
-        SetLink(vpc, eth0.port, master=lab.vpc.subnet(eth0.subnet).bridge),
+        AddVeth(netns, "eth0", vpc.netns, eth0.port, lab.underlay_mtu),
+        SetLink(vpc.netns, eth0.port, master=vpc.subnet(eth0.subnet).bridge),
         SetLink(netns, "lo"),
         SetLink(netns, "eth0"),
     ]
@@ -44,13 +35,31 @@ def attach_ops(lab: Lab, netns: str, eth0: Attachment, *, address_on: str | None
     return ops
 
 
-def host_ops(lab: Lab) -> list[Op]:
-    ops: list[Op] = []
-    for h in lab.hosts:
-        ops += [AddNetns(h.netns)] + attach_ops(lab, h.netns, h.eth0)
-    return ops
+class Vpc(CloudObject):
+    name = "vpc"
+
+    def fabric(self, lab: Lab) -> list[Op]:
+        """Every VPC's router and subnet bridges."""
+        ops: list[Op] = []
+        for vpc in lab.vpcs:
+            ns = vpc.netns
+            ops += [AddNetns(ns), Sysctl(ns, "net.ipv4.ip_forward", "1"), no_icmp_ratelimit(ns), SetLink(ns, "lo")]
+            for sn in vpc.subnets:
+                ops += [AddLink(ns, sn.bridge, "bridge", mtu=lab.underlay_mtu),
+                        AddAddress(ns, sn.bridge, sn.gateway),
+                        SetLink(ns, sn.bridge)]
+        return ops
+
+    def machines(self, lab: Lab) -> list[Op]:
+        """VPC hosts (intranet clients and servers) on their subnets."""
+        ops: list[Op] = []
+        for h in lab.hosts:
+            ops += [AddNetns(h.netns)] + attach_ops(lab, h.netns, h.eth0)
+        return ops
+
+    def routes(self, lab: Lab) -> list[Op]:
+        """Each VPC's route table: custom routes (e.g. a node's pod CIDR via the node)."""
+        return [AddRoute(vpc.netns, r.destination, via=r.nexthop) for vpc in lab.vpcs for r in vpc.routes]
 
 
-def route_ops(lab: Lab) -> list[Op]:
-    """The VPC route table: custom routes (e.g. a node's pod CIDR via the node)."""
-    return [AddRoute(lab.vpc.netns, r.destination, via=r.nexthop) for r in lab.vpc.routes]
+OBJECT = Vpc()

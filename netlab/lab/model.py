@@ -7,17 +7,48 @@ directory stores it as lab.json so that `check`, `status` and `down` work from i
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny
 
-from netlab.scenario.schema import Check, Port, Service
+from netlab.scenario.types import Check, Port, Service
 
 Kind = Literal["vpc", "host", "node", "pod"]
 
 
 class Resolved(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ModelInfo(Resolved):
+    """A network model's own resolved data for a cluster, node or pod (what it decided at
+    resolve time and needs again to plan, check or show). Each model subclasses it in its
+    own module; `type` names the subclass so that lab.json reads back into it."""
+
+    type: str
+    _types: ClassVar[dict[str, type[ModelInfo]]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        ModelInfo._types[cls.model_fields["type"].default] = cls
+
+
+def _model_info(value: Any) -> Any:
+    if isinstance(value, dict):
+        from netlab.models import registry
+
+        registry()  # imports every model module, which registers its info types
+
+        kind = ModelInfo._types.get(value.get("type", ""))
+        if kind is None:
+            raise ValueError(f"unknown model data type {value.get('type')!r}")
+        return kind.model_validate(value)
+    return value
+
+
+# A field holding some model's ModelInfo subclass, read back as that subclass.
+Network = Annotated[SerializeAsAny[ModelInfo] | None, BeforeValidator(_model_info)]
 
 
 class Attachment(Resolved):
@@ -47,6 +78,7 @@ class VpcRoute(Resolved):
 
 
 class VpcInfo(Resolved):
+    name: str
     netns: str
     cidr: IPv4Network
     route_quota: int
@@ -71,6 +103,7 @@ class NodeInfo(Resolved):
     eth0: Attachment
     pod_cidr: IPv4Network | None = None
     pod_gateway: IPv4Address | None = None
+    network: Network = None  # the model's own per-node data
 
 
 class PodInfo(Resolved):
@@ -84,6 +117,7 @@ class PodInfo(Resolved):
     labels: dict[str, str]
     ports: list[Port]
     set: str | None = None  # the pod set it belongs to, if any
+    network: Network = None  # the model's own per-pod data
 
 
 class PodSetInfo(Resolved):
@@ -109,28 +143,19 @@ class ServiceInfo(Resolved):
         return self.spec.name
 
 
-class TunnelInfo(Resolved):
-    """The tunnel model's decisions for a cluster: which switch, VNI and OVS datapath."""
-
-    switch: Literal["ovs", "linux-bridge"]
-    vni: int
-    port: int  # VXLAN UDP destination port
-    datapath: Literal["system", "netdev"] | None = None  # OVS only
-
-
 class ClusterInfo(Resolved):
     name: str
     model: str
-    container_cidr: IPv4Network
+    container_cidr: IPv4Network  # where pods take their addresses (kube-proxy's cluster CIDR)
     service_cidr: IPv4Network
-    pod_cidr_size: int
+    pod_cidr_size: int | None = None  # per-node pod CIDR blocks, for models that cut them
     proxy_mode: str
     mtu: int
     nodes: list[NodeInfo]
     pods: list[PodInfo]
     pod_sets: list[PodSetInfo] = Field(default_factory=list)
     services: list[ServiceInfo] = Field(default_factory=list)
-    tunnel: TunnelInfo | None = None
+    network: Network = None  # the model's own per-cluster data (e.g. the tunnel's VNI)
 
     def node(self, name: str) -> NodeInfo:
         return next(n for n in self.nodes if n.name == name)
@@ -181,25 +206,33 @@ class Lab(Resolved):
     # datapaths chosen from them stay the same for the life of the lab.
     features: list[str] = Field(default_factory=list)
     underlay_mtu: int
-    vpc: VpcInfo
+    vpcs: list[VpcInfo]
     hosts: list[HostInfo]
     clusters: list[ClusterInfo]
     checks: list[Check]
     impairments: list[ImpairmentInfo] = Field(default_factory=list)
+
+    @property
+    def vpc(self) -> VpcInfo:
+        """The lab's first VPC (the one a scenario's `vpc:` describes)."""
+        return self.vpcs[0]
+
+    def vpc_of_subnet(self, subnet: str) -> VpcInfo:
+        return next(v for v in self.vpcs if any(s.name == subnet for s in v.subnets))
+
+    def subnet(self, name: str) -> SubnetInfo:
+        return self.vpc_of_subnet(name).subnet(name)
 
     def cluster(self, name: str) -> ClusterInfo:
         return next(c for c in self.clusters if c.name == name)
 
     def netns_names(self) -> list[str]:
         """Every namespace the lab owns, in creation order."""
-        names = [self.vpc.netns] + [h.netns for h in self.hosts]
-        for c in self.clusters:
-            names += [n.netns for n in c.nodes] + [p.netns for p in c.pods]
-        return names
+        return [netns for _, _, _, netns in self.objects()]
 
     def objects(self) -> list[tuple[Kind, str | None, str, str]]:
         """(kind, cluster, name, netns) for every machine-like object of the lab."""
-        out: list[tuple[Kind, str | None, str, str]] = [("vpc", None, "vpc", self.vpc.netns)]
+        out: list[tuple[Kind, str | None, str, str]] = [("vpc", None, v.name, v.netns) for v in self.vpcs]
         out += [("host", None, h.name, h.netns) for h in self.hosts]
         for c in self.clusters:
             out += [("node", c.name, n.name, n.netns) for n in c.nodes]

@@ -44,11 +44,11 @@ def lab_of_netns(name: str) -> str | None:
 
 @functools.cache
 def _lab_name_rule() -> tuple[re.Pattern[str], int]:
-    # The schema's LabName is the one definition; read its constraints rather than copy them.
-    from netlab.scenario.schema import LabName
+    # The schema's LabName is the one definition (imported late: the schema imports models,
+    # which import this module).
+    from netlab.scenario.types import LAB_NAME_MAX, NAME_PATTERN
 
-    constraints = next(m for m in LabName.__metadata__ if getattr(m, "pattern", None))
-    return re.compile(constraints.pattern), constraints.max_length
+    return re.compile(NAME_PATTERN), LAB_NAME_MAX
 
 
 def is_lab_name(name: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, ip_address
 
-from netlab.lab.model import HostInfo, Lab, NodeInfo, PodInfo
+from netlab.lab.model import HostInfo, Lab, NodeInfo, PodInfo, VpcInfo
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class Target:
     name: str  # display name: `ecs-1`, `c1/web-1`, or the address
     netns: str | None  # where probes from this object run (None for a bare address)
     ip: IPv4Address
-    obj: HostInfo | NodeInfo | PodInfo | None
+    obj: HostInfo | NodeInfo | PodInfo | VpcInfo | None
 
 
 class RefError(ValueError):
@@ -55,6 +55,9 @@ def lookup(lab: Lab, text: str) -> Target:
     host = next((h for h in lab.hosts if h.name == text), None)
     if host is not None:
         return Target("host", text, host.netns, host.eth0.ip, host)
+    vpc = next((v for v in lab.vpcs if v.name == text), None)
+    if vpc is not None:  # a VPC's router: its first subnet's gateway address
+        return Target("vpc", text, vpc.netns, vpc.subnets[0].gateway.ip, vpc)
     try:
         ip = ip_address(text)
     except ValueError:
@@ -64,7 +67,7 @@ def lookup(lab: Lab, text: str) -> Target:
         if t.ip == ip:
             return t
     if not isinstance(ip, IPv4Address) or not any(
-            ip in net for net in [lab.vpc.cidr] + [c.container_cidr for c in lab.clusters]
+            ip in net for net in [v.cidr for v in lab.vpcs] + [c.container_cidr for c in lab.clusters]
             + [c.service_cidr for c in lab.clusters]):
         raise RefError(f"{ip} is not an address of this lab")
     return Target("ip", str(ip), None, ip, None)

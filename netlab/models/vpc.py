@@ -11,71 +11,71 @@ crosses the node's IP stack, where kube-proxy's rules see it.
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Literal
 
 from netlab.cloud.vpc import DEFAULT, attach_ops, no_icmp_ratelimit
 from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, VpcRoute
-from netlab.models.common import Allocation, next_block_address, node_blocks, pods_from_blocks
-from netlab.plan import AddAddress, AddNetns, AddRoute, AddVeth, DelNetns, Op, SetLink, Sysctl
-
-ENCAP = "none"  # what crosses the underlay between nodes
-VPC_HOST_TO_POD = "reach"  # the VPC route table routes each node's pod CIDR
-pod_address = next_block_address  # where `netlab scale` finds a new pod's address
+from netlab.models.base import Allocation, NetworkModel
+from netlab.models.common import node_blocks, pods_from_blocks
+from netlab.plan.ops import AddAddress, AddNetns, AddRoute, AddVeth, Op, SetLink, Sysctl
+from netlab.scenario.types import ClusterBase, NodeCidrFields
 
 
-def node_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
-    """The source a pod sees when a node connects to it (local pods: the route's src)."""
-    return node.eth0.ip
+class Cluster(ClusterBase, NodeCidrFields):
+    """A VPC-network cluster: the container CIDR is cut into one `pod_cidr_size` block per
+    node, and the VPC route table routes each block to its node."""
+
+    model: Literal["vpc"]
 
 
-def node_addresses(cluster: ClusterInfo, node: NodeInfo) -> tuple[IPv4Address, ...]:
-    """The node's own addresses a pod may see after SNAT: the node IP, or the pod gateway
-    address MASQUERADE picks when the packet leaves through a pod's veth."""
-    return (node.eth0.ip, node.pod_gateway)
+class VpcModel(NetworkModel):
+    name = "vpc"
+    Cluster = Cluster
+    ENCAP = "none"  # what crosses the underlay between nodes
+    VPC_HOST_TO_POD = "reach"  # the VPC route table routes each node's pod CIDR
+
+    def node_source(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
+        """The source a pod sees when a node connects to it (local pods: the route's src)."""
+        return node.eth0.ip
+
+    def egress_source(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
+        """The source a VPC host sees for a pod's traffic: the pod's own address (no SNAT)."""
+        return pod.ip
+
+    def allocate(self, spec, nodes: list[NodeInfo], path, ctx) -> Allocation:
+        nodes = node_blocks(spec, nodes, path, ctx)
+        routes = [VpcRoute(destination=n.pod_cidr, nexthop=n.eth0.ip, owner=f"{spec.name}/{n.name}")
+                  for n in nodes]
+        return Allocation(nodes=nodes, pods=pods_from_blocks(spec, nodes, path, ctx),
+                          mtu=ctx.underlay_mtu, routes=routes)
+
+    def ops(self, lab: Lab, cluster: ClusterInfo) -> list[Op]:
+        out: list[Op] = []
+        for node in cluster.nodes:
+            out += [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1"),
+                    no_icmp_ratelimit(node.netns)]
+            out += attach_ops(lab, node.netns, node.eth0)
+        for pod in cluster.pods:
+            out += self.pod_ops(lab, cluster, pod)
+        return out
+
+    def pod_ops(self, lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
+        """One pod: its namespace and routed veth (also used by `netlab scale`)."""
+        node = cluster.node(pod.node)
+        gw = node.pod_gateway
+        return [
+            AddNetns(pod.netns),
+            AddVeth(node.netns, pod.host_ifname, pod.netns, "eth0", cluster.mtu),
+            SetLink(node.netns, pod.host_ifname),
+            AddAddress(node.netns, pod.host_ifname, IPv4Interface(f"{gw}/32")),
+            AddRoute(node.netns, IPv4Network(f"{pod.ip}/32"), dev=pod.host_ifname, scope_link=True,
+                     src=node.eth0.ip),
+            SetLink(pod.netns, "lo"),
+            SetLink(pod.netns, "eth0"),
+            AddAddress(pod.netns, "eth0", IPv4Interface(f"{pod.ip}/32")),
+            AddRoute(pod.netns, IPv4Network(f"{gw}/32"), dev="eth0", scope_link=True),
+            AddRoute(pod.netns, DEFAULT, via=gw, dev="eth0"),
+        ]
 
 
-def egress_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
-    """The source a VPC host sees for a pod's traffic: the pod's own address (no SNAT)."""
-    return pod.ip
-
-
-def allocate(spec, nodes: list[NodeInfo], path, ctx) -> Allocation:
-    nodes = node_blocks(spec, nodes, path, ctx)
-    routes = [VpcRoute(destination=n.pod_cidr, nexthop=n.eth0.ip, owner=f"{spec.name}/{n.name}")
-              for n in nodes]
-    return Allocation(nodes=nodes, pods=pods_from_blocks(spec, nodes, path, ctx),
-                      mtu=ctx.underlay_mtu, routes=routes)
-
-
-def ops(lab: Lab, cluster: ClusterInfo) -> list[Op]:
-    out: list[Op] = []
-    for node in cluster.nodes:
-        out += [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1"),
-                no_icmp_ratelimit(node.netns)]
-        out += attach_ops(lab, node.netns, node.eth0)
-    for pod in cluster.pods:
-        out += pod_ops(lab, cluster, pod)
-    return out
-
-
-def pod_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
-    """One pod: its namespace and routed veth (also used by `netlab scale`)."""
-    node = cluster.node(pod.node)
-    gw = node.pod_gateway
-    return [
-        AddNetns(pod.netns),
-        AddVeth(node.netns, pod.host_ifname, pod.netns, "eth0", cluster.mtu),
-        SetLink(node.netns, pod.host_ifname),
-        AddAddress(node.netns, pod.host_ifname, IPv4Interface(f"{gw}/32")),
-        AddRoute(node.netns, IPv4Network(f"{pod.ip}/32"), dev=pod.host_ifname, scope_link=True,
-                 src=node.eth0.ip),
-        SetLink(pod.netns, "lo"),
-        SetLink(pod.netns, "eth0"),
-        AddAddress(pod.netns, "eth0", IPv4Interface(f"{pod.ip}/32")),
-        AddRoute(pod.netns, IPv4Network(f"{gw}/32"), dev="eth0", scope_link=True),
-        AddRoute(pod.netns, DEFAULT, via=gw, dev="eth0"),
-    ]
-
-
-def pod_remove_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
-    """Removing the pod's namespace takes its veth pair, node route and address with it."""
-    return [DelNetns(pod.netns)]
+MODEL = VpcModel()

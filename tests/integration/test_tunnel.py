@@ -214,7 +214,7 @@ def test_datapath_follows_the_kernel_features(ovs_lab):
     from netlab.models.tunnel import datapath_for, node_dir
 
     lab = read_lab(ovs_lab)
-    datapath = lab.cluster("c1").tunnel.datapath
+    datapath = lab.cluster("c1").network.datapath
     assert datapath == datapath_for(frozenset(lab.features))
     ctl = node_dir(ovs_lab, "c1", "node-1") / "ovs-vswitchd.ctl"
     out = subprocess.run(["ovs-appctl", "-t", str(ctl), "dpctl/show"], capture_output=True, text=True).stdout
@@ -351,7 +351,7 @@ def test_kernel_datapath(monkeypatch):
     scenario, source = loader.load(SCENARIOS / "tunnel-basic.yaml")
     scenario = scenario.model_copy(update={"name": "it-tun-kernel"})
     lab = resolve(scenario, source, features=frozenset({"openvswitch"}))
-    assert lab.cluster("c1").tunnel.datapath == "system"
+    assert lab.cluster("c1").network.datapath == "system"
     executor.up(lab, plan_mod.build(lab))
     try:
         ctl = node_dir(lab.name, "c1", "node-1") / "ovs-vswitchd.ctl"
