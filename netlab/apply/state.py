@@ -152,10 +152,14 @@ class StateDir:
                 os.makedirs(ROOT)
             except FileExistsError:
                 pass  # (pathlib's exist_ok=True raises if the root is removed meanwhile)
+            except OSError as e:
+                raise LabStateError(f"cannot create the state root {ROOT}: {e.strerror}") from None
             try:
                 fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             except FileNotFoundError:
                 continue  # the root was removed between mkdir and open
+            except OSError as e:
+                raise LabStateError(f"cannot lock lab '{self.lab}': {self.lock_path}: {e.strerror}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -123,7 +123,7 @@ def test_bad_lab_names_are_refused_and_touch_nothing(argv, tmp_path):
     (root / "st-keep" / "pids").mkdir(parents=True)
     (root / "st-keep" / ".netlab-state").touch()
     (root / "st-keep" / "lab.json").write_text("{}")
-    before, netns_before = _tree(run), sorted(os.listdir("/run/netns"))
+    before = _tree(run)
 
     done = netlab(*argv, env={"NETLAB_RUN_DIR": str(root)})
     assert done.returncode == 2, done.stdout + done.stderr
@@ -133,7 +133,8 @@ def test_bad_lab_names_are_refused_and_touch_nothing(argv, tmp_path):
     assert lines[0].startswith(f"netlab: error: {label}: ") and "is not a valid lab name (lowercase letters, " \
         "digits and '-', at most 24 characters)" in lines[0], lines[0]
     assert _tree(run) == before
-    assert sorted(os.listdir("/run/netns")) == netns_before
+    # Other labs come and go on this machine: look for what these commands could have built.
+    assert not [ns for ns in os.listdir("/run/netns") if ns.startswith(("nl-.", "nl-..", "nl-a/", "nl-vpc-basic."))]
 
 
 # -- SIGKILL of up at random moments -------------------------------------------------------------
