@@ -91,6 +91,22 @@ def assert_nothing_left(lab: str, pinned: Pinned | None = None, root: Path = RUN
             pinned.close()
 
 
+def down_leaves_nothing(lab: str) -> str:
+    """`netlab down LAB` succeeds and leaves nothing of the lab; its output."""
+    pinned = Pinned(lab)
+    done = netlab("down", lab)
+    assert done.returncode == 0 and "is down" in done.stdout, done.stdout + done.stderr
+    assert_nothing_left(lab, pinned)
+    return done.stdout
+
+
+def cleanup(*labs: str) -> None:
+    """Take down what a failed test may have left."""
+    for lab in labs:
+        if lab_netns(lab) or (RUN / lab).exists():
+            netlab("down", lab)
+
+
 def down_after_kill(lab: str) -> subprocess.CompletedProcess:
     done = netlab("down", lab)
     if done.returncode == 2:  # killed before it built anything
@@ -207,9 +223,7 @@ def test_sigkill_of_up_at_20_moments_is_always_undone_by_down():
     kill is fast enough). After each, `down` leaves no namespace and no process."""
     lab = "st-kill"
     up_seconds = _build_seconds(lab)
-    pinned = Pinned(lab)
-    assert netlab("down", lab).returncode == 0
-    assert_nothing_left(lab, pinned)
+    down_leaves_nothing(lab)
 
     rng = random.Random(20)
     moments = [("time", round(rng.uniform(0, up_seconds), 3)) for _ in range(12)]
@@ -227,8 +241,7 @@ def test_sigkill_of_up_at_20_moments_is_always_undone_by_down():
             netns, left = len(pinned), len(processes_of(lab, pinned.ids))
             down = down_after_kill(lab)
         finally:
-            if (RUN / lab).exists() or lab_netns(lab):
-                netlab("down", lab)
+            cleanup(lab)
         assert_nothing_left(lab, pinned)
         outcome.append((kind, at, hit, netns, left, down.stdout.strip() or down.stderr.strip()))
     print(f"\nup builds in {up_seconds:.2f} s; kill moments (kind, at, before pidfile, netns, processes, down):")
@@ -244,12 +257,12 @@ def test_labs_a_and_a_b_live_side_by_side(tmp_path):
     files = {"a": tmp_path / "a.yaml", "a-b": tmp_path / "a-b.yaml"}
     files["a"].write_text(text.replace("name: c1", "name: b-c").replace("c1/", "b-c/"))
     files["a-b"].write_text(text.replace("name: c1", "name: c").replace("c1/", "c/"))
-    ids, pinned = {}, {}
+    ids = {}
     try:
         for name, file in files.items():
             done = netlab("up", str(file), "--name", name)
             assert done.returncode == 0, done.stderr
-            ids[name], pinned[name] = lab_netns(name), Pinned(name)
+            ids[name] = lab_netns(name)
         assert "nl-a.b-c.node-1" in ids["a"] and "nl-a-b.c.node-1" in ids["a-b"]
         assert not set(ids["a"]) & set(ids["a-b"])
         for name in files:
@@ -258,19 +271,14 @@ def test_labs_a_and_a_b_live_side_by_side(tmp_path):
             assert json.loads(check.stdout)["summary"]["failed"] == 0
 
         for gone, kept in (("a", "a-b"), ("a-b", None)):
-            assert netlab("down", gone).returncode == 0
-            assert_nothing_left(gone, pinned.pop(gone))
+            down_leaves_nothing(gone)
             if kept:
                 assert lab_netns(kept) == ids[kept]  # the same namespaces, not new ones
                 status = netlab("status", kept, "--json")
                 assert status.returncode == 0 and json.loads(status.stdout)["state"] == "up", status.stdout
                 assert netlab("check", kept).returncode == 0
     finally:
-        for name in files:
-            if (RUN / name).exists() or lab_netns(name):
-                netlab("down", name)
-        for p in pinned.values():
-            p.close()
+        cleanup(*files)
 
 
 # -- a lost state directory ----------------------------------------------------------------------
@@ -278,8 +286,8 @@ def test_lab_whose_state_was_deleted_is_found_and_removed():
     lab = "st-orphan"
     try:
         assert netlab("up", str(TUNNEL), "--name", lab).returncode == 0
-        pinned = Pinned(lab)
-        assert len(pinned) == 10 and len(processes_of(lab, pinned.ids)) == 7
+        ids = lab_netns(lab)
+        assert len(ids) == 10 and len(processes_of(lab, ids.values())) == 7
         shutil.rmtree(RUN / lab)
 
         listing = netlab("status")
@@ -292,14 +300,10 @@ def test_lab_whose_state_was_deleted_is_found_and_removed():
         one = netlab("status", lab)
         assert one.returncode == 1 and "orphaned: state lost" in one.stdout
 
-        down = netlab("down", lab)
-        assert down.returncode == 0, down.stderr
-        assert "10 namespaces and 7 processes removed" in down.stdout, down.stdout
-        assert_nothing_left(lab, pinned)
+        assert "10 namespaces and 7 processes removed" in down_leaves_nothing(lab)
         assert netlab("status", lab).returncode == 2  # nothing left to name
     finally:
-        if lab_netns(lab) or (RUN / lab).exists():
-            netlab("down", lab)
+        cleanup(lab)
 
 
 # -- a failed up removes what it created, and only that ------------------------------------------
@@ -324,6 +328,7 @@ def test_failed_up_leaves_a_namespace_it_did_not_create():
         proc.kill()
         proc.wait()
         subprocess.run(["ip", "netns", "del", foreign], timeout=10)
+        cleanup(lab)
     assert not lab_netns(lab)
 
 
@@ -346,12 +351,9 @@ def test_two_concurrent_ups_of_one_lab_exactly_one_wins():
             status = netlab("status", lab, "--json")
             assert status.returncode == 0 and json.loads(status.stdout)["state"] == "up", status.stdout
             assert round_ or netlab("check", lab).returncode == 0
-            pinned = Pinned(lab)
-            assert netlab("down", lab).returncode == 0
-            assert_nothing_left(lab, pinned)
+            down_leaves_nothing(lab)
     finally:
-        if lab_netns(lab) or (RUN / lab).exists():
-            netlab("down", lab)
+        cleanup(lab)
 
 
 # -- damaged state ---------------------------------------------------------------------------------
@@ -359,7 +361,6 @@ def test_damaged_state_is_one_line_and_down_still_cleans_up():
     lab = "st-dmg"
     try:
         assert netlab("up", str(VPC), "--name", lab).returncode == 0
-        pinned = Pinned(lab)
         (RUN / lab / "lab.json").write_text('{"phase": "up", "netns": ["nl-st-dmg.vpc"], "lab": {"na')
         for pidfile in (RUN / lab / "pids").glob("*.pid"):
             pidfile.write_bytes(b"\xffgarbage")
@@ -373,12 +374,9 @@ def test_damaged_state_is_one_line_and_down_still_cleans_up():
         listing = netlab("status")
         assert f"{lab}: the state of lab '{lab}' is damaged" in listing.stdout, listing.stdout
 
-        down = netlab("down", lab)
-        assert down.returncode == 0 and "1 process removed" in down.stdout, down.stdout + down.stderr
-        assert_nothing_left(lab, pinned)
+        assert "1 process removed" in down_leaves_nothing(lab)  # the agent, by its namespace
     finally:
-        if lab_netns(lab) or (RUN / lab).exists():
-            netlab("down", lab)
+        cleanup(lab)
 
 
 # -- a zombie daemon -------------------------------------------------------------------------------
@@ -407,12 +405,9 @@ def test_a_zombie_daemon_is_reported_dead():
         assert data["dead"] == [{"name": "agent", "why": "zombie"}]
         text = netlab("status", lab)
         assert text.returncode == 1 and "not running: agent (zombie)" in text.stdout
-        pinned = Pinned(lab)
-        assert netlab("down", lab).returncode == 0
-        assert_nothing_left(lab, pinned)
+        down_leaves_nothing(lab)
     finally:
-        if lab_netns(lab) or (RUN / lab).exists():
-            netlab("down", lab)
+        cleanup(lab)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
         if agent is not None:
             try:
