@@ -219,15 +219,15 @@ def _kill_at_time(lab: str, seconds: float) -> None:
 
 def test_sigkill_of_up_at_20_moments_is_always_undone_by_down():
     """20 seeded moments of a tunnel lab's `up` (3 nodes, 6 OVS daemons, the agent): 12 spread
-    over its measured build time, 8 at the start of a daemon (before its pidfile when the
-    kill is fast enough). After each, `down` leaves no namespace and no process."""
+    over its measured build time, 8 at the start of a process (each of the 6 OVS daemons and
+    the agent, one twice), before its pidfile when the kill is fast enough. After each, `down` leaves no namespace and no process."""
     lab = "st-kill"
     up_seconds = _build_seconds(lab)
     down_leaves_nothing(lab)
 
     rng = random.Random(20)
     moments = [("time", round(rng.uniform(0, up_seconds), 3)) for _ in range(12)]
-    moments += [("spawn", rng.randrange(7)) for _ in range(8)]
+    moments += [("spawn", k) for k in range(7)] + [("spawn", rng.randrange(7))]  # every daemon, the agent
     rng.shuffle(moments)
     outcome = []
     for kind, at in moments:
