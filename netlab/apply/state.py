@@ -10,8 +10,8 @@ way out: `netlab down LAB`), never as a traceback.
 
 Safety: a lab name is checked before it becomes a path (`StateDir` refuses anything but a
 valid lab name, so `..`, `.`, `''` and `a/b` never reach the file system), and `remove()`
-deletes a directory only when it is a direct child of the root that carries netlab's marker
-file; anything else is left alone.
+deletes a directory only when it is a direct child of the root that looks like a state
+directory (netlab's marker file, a lab.json, or pids/ and logs/); anything else is left alone.
 
 The lock is `flock` on `<root>/.<lab>.lock`. Whoever holds it may unlink the file, so after
 acquiring, the holder checks that the path still names the inode it locked (fstat against
@@ -91,7 +91,7 @@ class StateDir:
     # -- lab.json ------------------------------------------------------------------------------
     def write(self, lab: Lab, *, phase: str, netns: list[str]) -> None:
         """Record the lab and the namespaces it owns."""
-        self._write_record({"phase": phase, "netns": netns, "lab": lab.model_dump(mode="json", by_alias=True)})
+        self._write_record(make_record(lab, phase=phase, netns=netns))
 
     def _write_record(self, record: dict) -> None:
         tmp = self.lab_json.with_suffix(".tmp")
@@ -193,13 +193,20 @@ class StateDir:
             raise AssertionError(f"refusing to remove {path}: not a lab directory under {ROOT}")
         if path.is_symlink():
             path.unlink()
-        elif (path / MARKER).is_file() or (path / "lab.json").is_file():
+        elif _is_state_dir(path):
             shutil.rmtree(path)
         elif path.exists():
             try:
                 path.rmdir()  # created, then `up` was killed before it marked it
             except OSError:
                 raise LabStateError(f"{path} is not a netlab state directory; left alone") from None
+
+
+def _is_state_dir(path: Path) -> bool:
+    """netlab's marker, a lab.json, or the pids/ and logs/ every state directory has (a lab
+    built by `netlab plan --script` that failed before it wrote lab.json)."""
+    return ((path / MARKER).is_file() or (path / "lab.json").is_file()
+            or ((path / "pids").is_dir() and (path / "logs").is_dir()))
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -209,6 +216,11 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
     fst = os.fstat(fd)
     return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
+
+
+def make_record(lab: Lab, *, phase: str, netns: list[str]) -> dict:
+    """lab.json's content (also written by a lab built from `netlab plan --script`)."""
+    return {"phase": phase, "netns": netns, "lab": lab.model_dump(mode="json", by_alias=True)}
 
 
 def _remove_root_if_empty() -> None:

@@ -133,6 +133,7 @@ class AddRoute(Op):
     src: IPv4Address | None = None
     scope_link: bool = False
     onlink: bool = False  # the gateway is on the link even though no address says so
+    table: int | None = None  # a policy-routing table (default: main)
 
     def __str__(self) -> str:
         dst = "default" if self.destination.prefixlen == 0 else str(self.destination)
@@ -147,6 +148,28 @@ class AddRoute(Op):
             parts.append(f"src {self.src}")
         if self.onlink:
             parts.append("onlink")
+        if self.table is not None:
+            parts.append(f"table {self.table}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class AddRule(Op):
+    """A policy-routing rule: `ip rule add priority P [from SRC] lookup TABLE
+    [suppress_prefixlength N]`."""
+
+    priority: int
+    table: int
+    src: IPv4Network | None = None
+    suppress_prefixlength: int | None = None
+
+    def __str__(self) -> str:
+        parts = [f"ip -n {self.netns} rule add priority {self.priority}"]
+        if self.src is not None:
+            parts.append(f"from {self.src.network_address if self.src.prefixlen == 32 else self.src}")
+        parts.append(f"lookup {'main' if self.table == 254 else self.table}")
+        if self.suppress_prefixlength is not None:
+            parts.append(f"suppress_prefixlength {self.suppress_prefixlength}")
         return " ".join(parts)
 
 
@@ -288,6 +311,25 @@ class AddVxlan(Op):
         return (f"ip -n {self.netns} link add {self.ifname} mtu {self.mtu}{mac} type vxlan id {self.vni} "
                 f"local {self.local} dev {self.dev} dstport {self.port}"
                 f"{'' if self.learning else ' nolearning'}")
+
+
+@dataclass(frozen=True)
+class AddMachineVxlan(Op):
+    """A kernel VXLAN device created inside lab namespace `netns` whose underlay is the
+    machine's own network namespace (the one netlab runs in): its UDP socket is bound there
+    to `local`, so frames travel between the machines of a split lab over the machine's own
+    network (docs/scale-out.md). The machine's namespace gets a socket, no link, address or
+    route."""
+
+    ifname: str
+    vni: int
+    local: IPv4Address
+    port: int
+    mtu: int
+
+    def __str__(self) -> str:
+        return (f"ip link add {self.ifname} netns {self.netns} mtu {self.mtu} type vxlan "
+                f"id {self.vni} local {self.local} dstport {self.port}  # socket in this machine's netns")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ that use them, routes before the processes that serve):
 5. the cloud objects' `processes`, and the pod agent (one per lab: it serves every pod's
    and host's ports, `netlab.probe.agent`).
 
+A lab split across machines (`lab.placement`) keeps this machine's part of that plan
+(`netlab.plan.placement`).
+
 Pure: nothing here touches the kernel.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 from netlab import cloud, models, proxy
 from netlab.lab.model import Lab
+from netlab.plan import placement
 from netlab.plan.ops import Netem, Op, Plan, StartProcess
 
 
@@ -43,4 +47,6 @@ def build(lab: Lab) -> Plan:
     plan.ops += [Netem(i.netns, i.ifname, tuple(i.netem_args())) for i in lab.impairments]
     plan.ops += [op for obj in objects for op in obj.processes(lab)]
     plan.ops += agent_ops(lab)
+    if lab.placement is not None:
+        plan.ops = placement.localize(lab, plan.ops)
     return plan

@@ -126,16 +126,17 @@ def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
                 src=_name(src), src_netns=src.netns, src_ip=src.ip, dst=_name(dst), dst_ip=dst.ip,
                 port=None, proto="icmp", expect=expect, size=size,
                 **sniff(with_pods[0], model.ENCAP if expect == "reach" else "absent")))
-    for host in lab.hosts:
+    hosts = lab.hosts_in(lab.vpc_of_cluster(cluster))  # a peered VPC's: netlab.probe.edge_checks
+    for host in hosts:
         for node in with_pods:
             out.append(_check("VPC host→pod", host, by_node[node.name][0], expect_source=host.eth0.ip,
                               expect=model.VPC_HOST_TO_POD))
     for node in with_pods:
         pod = by_node[node.name][0]
-        for host in lab.hosts:
+        for host in hosts:
             if host.ports:
-                out.append(_check("pod→VPC host", pod, host, expect_source=model.egress_source(cluster, node, pod),
-                                  **sniff(node, "none")))
+                out.append(_check("pod→VPC host", pod, host, **sniff(node, "none"),
+                                  expect_source=model.source_towards(cluster, node, pod, host.eth0.ip)))
     return out
 
 
@@ -183,9 +184,10 @@ def impairment_checks(lab: Lab) -> list[CheckSpec]:
 
 
 def matrix(lab: Lab) -> list[CheckSpec]:
+    from netlab.probe.edge_checks import edge_matrix
     from netlab.probe.service_checks import service_matrix
 
     out = []
     for cluster in lab.clusters:
         out += cluster_matrix(lab, cluster) + service_matrix(lab, cluster)
-    return out + impairment_checks(lab) + explicit(lab)
+    return out + edge_matrix(lab) + impairment_checks(lab) + explicit(lab)

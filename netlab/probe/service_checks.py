@@ -86,7 +86,7 @@ def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
             src_netns=node.netns, src_ip=node.eth0.ip, proto=proto, count=_connections(len(eps)),
             allowed_backends=tuple(f"{cluster.name}/{e.name}" for e in eps),
             spread=_spread(affinity, len(eps)), allowed_sources=_node_addresses(cluster, node), **base))
-        for host in lab.hosts[:1]:
+        for host in lab.hosts_in(lab.vpc_of_cluster(cluster))[:1]:
             out.append(CheckSpec(
                 name=f"VPC host→ClusterIP (outside the cluster): {host.name} → {svc}", src=host.name,
                 src_netns=host.netns, src_ip=host.eth0.ip, proto=proto, expect="blocked", **base))
@@ -94,7 +94,7 @@ def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
         if info.spec.type == "ClusterIP" or not port.nodePort:
             continue
         local = info.spec.externalTrafficPolicy == "Local"
-        for host in lab.hosts[:1]:
+        for host in lab.hosts_in(lab.vpc_of_cluster(cluster))[:1]:
             for node in cluster.nodes:
                 on_node = [e for e in eps if e.node == node.name]
                 target = dict(dst=f"{cluster.name}/{node.name}", dst_ip=node.eth0.ip, port=port.nodePort)

@@ -80,6 +80,17 @@ class Subnet(Strict):
     cidr: Cidr
 
 
+class RouteEntry(Strict):
+    """A custom route of a VPC route table, as the service's route table holds them: a
+    destination and a named next hop (the route entries a peering needs are written by hand,
+    as in the service)."""
+
+    destination: Cidr
+    nexthop: str = Field(examples=["peering/vpc-peer"],
+                         description="peering/<name> (a VPC peering connection) or natgw/<name> "
+                                     "(a NAT gateway of this VPC)")
+
+
 class Vpc(Strict):
     name: Name = Field(default="vpc", description="the VPC's name (its router's namespace)")
     cidr: Cidr = IPv4Network("192.168.0.0/16")
@@ -88,6 +99,8 @@ class Vpc(Strict):
         default_factory=lambda: [Subnet(name="nodes", cidr=IPv4Network("192.168.0.0/24"))],
         min_length=1,
     )
+    routes: list[RouteEntry] = Field(default_factory=list,
+                                     description="custom routes (peering, NAT gateway) of the VPC route table")
 
 
 class Host(Strict):

@@ -169,6 +169,13 @@ def test_remove_deletes_only_a_marked_state_directory(root, tmp_path):
         foreign.remove()
     assert (foreign.path / "precious").exists()
 
+    script = StateDir("st-script")  # built by `netlab plan --script`, failed before lab.json
+    (script.path / "pids").mkdir(parents=True)
+    (script.path / "logs").mkdir()
+    (script.path / "c1").mkdir()
+    script.remove()
+    assert not script.path.exists()
+
     empty = StateDir("st-empty")  # `up` killed between mkdir and the marker
     empty.path.mkdir()
     empty.remove()
