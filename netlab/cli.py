@@ -261,7 +261,8 @@ def status(lab: str | None, as_json: bool) -> None:
 def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
     """Run CMD inside OBJECT's namespace (a VPC's router such as `vpc`, a host, or
     CLUSTER/NODE or CLUSTER/POD; a node or pod named alone when one cluster has it; the
-    cloud's `internet`, `internet/HOST`, `igw/VPC`, `natgw/NAME`). Inside a tunnel-model node,
+    cloud's `internet`, `internet/HOST`, `igw/VPC`, `natgw/NAME`, `elb/NAME`). Inside a
+    tunnel-model node,
     ovs-vsctl, ovs-ofctl and ovs-appctl talk to that node's own Open vSwitch.
 
     Example: netlab exec vpc-basic c1/web-1 -- ip route
@@ -461,7 +462,8 @@ def _print_trace(report: dict) -> None:
 @click.argument("node")
 def show(lab: str, node: str) -> None:
     """Show what NODE holds now (CLUSTER/NODE, or NODE if unique): addresses, routes,
-    kube-proxy's entry points, and for tunnel-model nodes the virtual switch.
+    kube-proxy's entry points, and for tunnel-model nodes the virtual switch; or what an
+    ELB holds (elb/NAME): its listeners, layer-4 datapath, members' health, nginx.
 
     Open vSwitch: bridges, ports and flows with packet counters. linux-bridge: the VXLAN
     device, its FDB and neighbour entries.
@@ -470,6 +472,15 @@ def show(lab: str, node: str) -> None:
 
     _require_root("show")
     resolved = _read_lab(lab)
+    if node.startswith("elb/"):
+        found_elb = next((e for e in resolved.elbs if e.ref == node), None)
+        if found_elb is None:
+            raise UserError(f"NODE: lab {lab} has no ELB '{node[4:]}'; ELBs: "
+                            + (", ".join(e.name for e in resolved.elbs) or "none"))
+        for title, text in show_mod.elb_sections(resolved, found_elb):
+            console.rule(f"[bold]{title}[/bold]", align="left")
+            click.echo(text.rstrip("\n"))
+        return
     if "/" not in node:
         owners = [c.name for c in resolved.clusters if any(n.name == node for n in c.nodes)]
         if len(owners) != 1:
@@ -593,6 +604,40 @@ def nat(lab: str, natgw: str, action: str | None, source: str | None, eip: str |
     rules = ", ".join(f"{r.subnet} ({r.source}) → {r.eip}" for r in gw.snat_rules) or "none"
     console.print(f"NAT gateway {gw.name} (VPC {gw.vpc}, EIPs {', '.join(map(str, gw.eips))}): "
                   f"SNAT rules: {rules}", highlight=False)
+
+
+@cli.command()
+@click.argument("lab", type=LAB)
+@click.argument("target", metavar="OBJECT:PORT[/PROTO]")
+@click.argument("action", type=click.Choice(["stop", "start"]))
+def listener(lab: str, target: str, action: str) -> None:
+    """Stop or restart one listener of the pod agent (a pod's or host's port) on a running lab.
+
+    Example: netlab listener ingress cce/web-0:8080 stop
+    A load balancer's health check then takes that backend out of rotation.
+    """
+    from netlab.apply import processes
+    from netlab.apply.state import StateDir
+    from netlab.probe import agent
+
+    _require_root("listener")
+    resolved = _read_lab(lab)
+    head, proto = target, ""
+    if target.lower().endswith(("/tcp", "/udp")):
+        head, _, proto = target.rpartition("/")
+    wanted = [lst for lst in agent.listeners(resolved)
+              if f"{lst.owner}:{lst.port}" == head and (not proto or lst.proto == proto.lower())]
+    if not wanted:
+        served = ", ".join(sorted({f"{lst.owner}:{lst.port}/{lst.proto}" for lst in agent.listeners(resolved)}))
+        raise UserError(f"OBJECT:PORT: '{target}' is not a listener of lab {lab}; listeners: {served or 'none'}")
+    state = StateDir(lab)
+    path = state.path / agent.STOPPED_FILE
+    stopped = set(path.read_text().split()) if path.exists() else set()
+    keys = {agent.key(lst) for lst in wanted}
+    stopped = stopped | keys if action == "stop" else stopped - keys
+    path.write_text("".join(f"{k}\n" for k in sorted(stopped)))
+    processes.reload(state, "agent")
+    console.print(f"{', '.join(sorted(keys))}: {'stopped' if action == 'stop' else 'serving'}", highlight=False)
 
 
 @cli.command()

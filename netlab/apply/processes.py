@@ -1,5 +1,5 @@
-"""Processes a lab runs (the pod agent, per-node OVS daemons, nginx) and commands run inside
-lab namespaces.
+"""Processes a lab runs (the pod agent, per-node OVS daemons, nginx, the ELBs' health
+checker) and commands run inside lab namespaces.
 
 A process is started with `ip netns exec` (which execs in place, so the PID is the
 program's), detached into its own session, with its PID and start time in a pidfile.
@@ -30,7 +30,8 @@ from netlab.errors import ApplyError, UserError
 from netlab.plan.ops import StartProcess
 
 # Programs of netlab itself, run with the interpreter netlab runs under.
-PROGRAMS = {"netlab-agent": [sys.executable, "-m", "netlab.probe.agent"]}
+PROGRAMS = {"netlab-agent": [sys.executable, "-m", "netlab.probe.agent"],
+            "netlab-healthcheck": [sys.executable, "-m", "netlab.apply.healthcheck"]}
 TOOL_TIMEOUT = 120.0
 
 
@@ -129,13 +130,14 @@ def _spawn(netns: str, argv: list[str], **kwargs) -> subprocess.Popen:
         raise ApplyError(f"cannot start {argv[0]} in {netns}: {e}") from None
 
 
-def start(state: StateDir, op: StartProcess, *, timeout: float = 60.0) -> int:
+def start(state: StateDir, op: StartProcess, *, timeout: float | None = None) -> int:
     with open(state.logfile(op.name), "ab") as log:
         proc = _spawn(op.netns, in_netns(op.netns, expand(op.argv)), stdin=subprocess.DEVNULL,
                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
     _write_pidfile(state.pidfile(op.name), proc.pid)
     if op.ready_file:
         ready = state.path / op.ready_file
+        timeout = timeout or op.ready_timeout
         deadline = time.monotonic() + timeout
         while not ready.exists():
             if proc.poll() is not None:

@@ -64,7 +64,9 @@ def collect(lab: Lab) -> dict:
     return {"lab": lab.name, "state": "up" if healthy else f"degraded ({'; '.join(problems)})",
             "processes": {"running": expected - len(dead), "expected": expected},
             "dead": [{"name": n, "why": why} for n, why in dead.items()],
-            "objects": objects}
+            "objects": objects,
+            "eips": [{"ip": str(e.ip), "bind": e.bind, "kind": e.kind,
+                      "private": str(e.private) if e.private else None} for e in lab.eips]}
 
 
 def orphan_summary(found: remains.Remains) -> str:

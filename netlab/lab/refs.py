@@ -2,8 +2,8 @@
 
 A host is named alone; a cluster's node or pod is `<cluster>/<name>`, a Service
 `<cluster>/svc/<name>` (its ClusterIP); the cloud's objects are `internet`,
-`internet/<public host>`, `igw/<vpc>`, `natgw/<name>`; an address of the lab (an EIP
-too) may stand in for an object. A `:port` suffix selects a port.
+`internet/<public host>`, `igw/<vpc>`, `natgw/<name>`, `elb/<name>` (its private
+address); an address of the lab (an EIP too) may stand in for an object. A `:port` suffix selects a port.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def _service(cluster, text: str, name: str) -> Target:
 
 
 def _edge(lab: Lab, kind: str, name: str, text: str) -> Target | None:
-    """`internet/<host>`, `igw/<vpc>`, `natgw/<name>`: the cloud's objects (None: not one)."""
+    """`internet/<host>`, `igw/<vpc>`, `natgw/<name>`, `elb/<name>`: the cloud's objects
+    (None: not one)."""
     if kind == "internet" and lab.internet is not None:
         host = next((h for h in lab.internet.hosts if h.name == name), None)
         if host is None:
@@ -122,6 +123,11 @@ def _edge(lab: Lab, kind: str, name: str, text: str) -> Target | None:
         if igw is None:
             raise RefError(f"no internet gateway '{text}'; gateways: {', '.join(g.ref for g in lab.igws)}")
         return Target("igw", text, igw.netns, igw.internet_link.address.ip, igw)
+    if kind == "elb" and lab.elbs:
+        found = next((e for e in lab.elbs if e.name == name), None)
+        if found is None:
+            raise RefError(f"no ELB '{name}'; ELBs: {_names(lab.elbs)}")
+        return Target("elb", text, found.netns, found.ip, found)
     if kind == "natgw" and lab.nat_gateways:
         gw = next((g for g in lab.nat_gateways if g.name == name), None)
         if gw is None:
@@ -133,6 +139,7 @@ def _edge(lab: Lab, kind: str, name: str, text: str) -> Target | None:
 def _all_targets(lab: Lab) -> list[Target]:
     out = [Target("host", h.name, h.netns, h.eth0.ip, h) for h in lab.hosts]
     out += [Target("host", h.ref, h.netns, h.eth0.ip, h) for h in lab.public_hosts()]
+    out += [Target("elb", e.ref, e.netns, e.ip, e) for e in lab.elbs]
     for c in lab.clusters:
         out += [Target("node", f"{c.name}/{n.name}", n.netns, n.eth0.ip, n) for n in c.nodes]
         out += [Target("pod", f"{c.name}/{p.name}", p.netns, p.ip, p) for p in c.pods]

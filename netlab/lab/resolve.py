@@ -13,6 +13,7 @@ from ipaddress import IPv4Interface, IPv4Network
 from netlab import cloud, models
 from netlab.cloud import internet, natgw, vpc as vpc_cloud
 from netlab.errors import ScenarioError
+from netlab.ingress import addon
 from netlab.lab import impair, ipam, naming, pods, refs
 from netlab.lab.model import (Attachment, ClusterInfo, HostInfo, Lab, NodeInfo, PodSetInfo, SubnetInfo,
                               VpcInfo)
@@ -51,6 +52,7 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None 
 
         features = frozenset(KERNEL_FEATURES)
     ctx = Context(scenario.name, source, features=features, check_host=check_host)
+    scenario = addon.expand(scenario, ctx)  # the NGINX Ingress Controller add-on's pods and Service
     _check_unique_names(scenario, ctx)
     vpcs = _resolve_vpcs(scenario, ctx)
     pools = {s.name: ipam.Pool(s.cidr) for v in vpcs for s in v.subnets}
@@ -316,7 +318,8 @@ def _check_route_quota(s: Scenario, vpcs: list[VpcInfo], ctx: Context) -> None:
 
 def _check_refs(lab: Lab, ctx: Context) -> None:
     for i, check in enumerate(lab.checks):
-        for field, text in (("from", check.from_), ("to", check.to), ("source", check.source)):
+        for field, text in (("from", check.from_), ("to", check.to), ("source", check.source),
+                            ("backend", check.backend)):
             if text is None:
                 continue
             try:
@@ -328,3 +331,9 @@ def _check_refs(lab: Lab, ctx: Context) -> None:
                 raise ctx.error(("checks", i, field), f"a check must start from a lab object, not {text}")
             if field == "to" and port is None and check.proto in ("tcp", "udp"):
                 raise ctx.error(("checks", i, "to"), f"proto {check.proto} needs a port: '{text}:PORT'")
+            if field == "backend" and target.kind not in ("pod", "host"):
+                raise ctx.error(("checks", i, "backend"), f"{text} is not a pod or host (what answers a request)")
+        if (check.host or check.path) and check.proto not in ("http", "https"):
+            raise ctx.error(("checks", i, "host" if check.host else "path"), "needs proto: http or https")
+        if check.path is not None and (not check.path.startswith("/") or any(c.isspace() for c in check.path)):
+            raise ctx.error(("checks", i, "path"), f"{check.path!r} must start with / and hold no space")

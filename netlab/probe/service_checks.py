@@ -14,6 +14,7 @@ import math
 from ipaddress import IPv4Address
 
 from netlab import models
+from netlab.ingress.addon import is_controller
 from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, ServiceInfo
 from netlab.lab.services import selected, target_port
 from netlab.probe.checks import CheckSpec
@@ -54,6 +55,8 @@ def _node_addresses(cluster: ClusterInfo, node: NodeInfo) -> tuple[IPv4Address, 
 def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
     out: list[CheckSpec] = []
     for info in cluster.services:
+        if is_controller(info):
+            continue  # nginx answers it, not the agent: netlab.probe.lb_checks probes it over HTTP
         index = next((i for i, p in enumerate(info.spec.ports) if p.protocol == "TCP"), 0)
         port = info.spec.ports[index]
         proto = port.protocol.lower()
