@@ -30,6 +30,18 @@ def _require_root(command: str) -> None:
                            f"run it with sudo")
 
 
+def _writable_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A file option that will be written: its directory must exist and be writable, so a
+    bad path fails before any work, not after it."""
+    if value is not None:
+        folder = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(folder):
+            raise click.BadParameter(f"directory {folder} does not exist", ctx, param)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise click.BadParameter(f"directory {folder} is not writable", ctx, param)
+    return value
+
+
 def _features() -> frozenset[str]:
     """The kernel features this machine can use (netlab.capabilities names)."""
     from netlab.capabilities import detect
@@ -297,7 +309,7 @@ def _object(resolved, text: str, what: str = "OBJECT"):
 @cli.command()
 @click.argument("lab", type=LAB)
 @click.argument("where", metavar="OBJECT[:IFACE]")
-@click.option("-w", "write", type=click.Path(dir_okay=False, writable=True),
+@click.option("-w", "write", type=click.Path(dir_okay=False, writable=True), callback=_writable_file,
               help="write a pcap file (Wireshark opens it) instead of printing packets")
 @click.option("--filter", "bpf", metavar="BPF", help="a tcpdump filter, e.g. 'udp port 4789'")
 @click.option("--count", type=click.IntRange(min=1), help="stop after N packets")
@@ -328,7 +340,7 @@ def capture(lab: str, where: str, write: str | None, bpf: str | None, count: int
 @cli.command()
 @click.argument("source", metavar="LAB|FILE")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
-              help="the file to write: .svg, .png, .dot or .html (a self-contained page)")
+              callback=_writable_file, help="the file to write: .svg, .png, .dot or .html (a self-contained page)")
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "dot", "html"]),
               help="default: from the output file's extension")
 def graph(source: str, output: str, fmt: str | None) -> None:
@@ -643,7 +655,8 @@ def listener(lab: str, target: str, action: str) -> None:
 @cli.command()
 @click.argument("lab", type=LAB)
 @click.option("--json", "as_json", is_flag=True, help="print the JSON report")
-@click.option("--junit", type=click.Path(dir_okay=False, writable=True), help="also write JUnit XML here")
+@click.option("--junit", type=click.Path(dir_okay=False, writable=True), callback=_writable_file,
+              help="also write JUnit XML here")
 @click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each answer")
 def check(lab: str, as_json: bool, junit: str | None, timeout: float) -> None:
     """Probe a lab: the expected matrix plus the scenario's checks. Exit 1 if any fails."""
@@ -720,20 +733,40 @@ _register_groups()
 
 
 def main() -> None:
+    """The console script."""
+    sys.exit(run(sys.argv[1:]))
+
+
+def run(args: list[str]) -> int:
+    """Run one command; the only place where errors become an exit code and one line on
+    stderr (no traceback): 2 for bad input or invocation, the error's own code otherwise."""
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+        # Not standalone: click returns instead of exiting, with the code of ctx.exit(n).
+        result = cli.main(args, prog_name="netlab", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         err_console.print("netlab: interrupted")
-        sys.exit(130)
+        return 130
+    except click.UsageError as e:
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+        _complain(f"netlab: error: {e.format_message()}{hint}")
+        return 2
     except click.ClickException as e:
-        e.show()
-        sys.exit(2 if e.exit_code == 2 or isinstance(e, click.UsageError) else e.exit_code)
+        _complain(f"netlab: error: {e.format_message()}")
+        return e.exit_code
     except NetlabError as e:
-        click.echo(f"netlab: {'error' if isinstance(e, UserError) else 'failed'}: {e}", err=True)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("netlab: interrupted")
-        sys.exit(130)
+        _complain(f"netlab: {'error' if isinstance(e, UserError) else 'failed'}: {e}")
+        return e.exit_code
+    except BrokenPipeError:
+        # The reader went away (`netlab plan | head`): say nothing more, as cat does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def _complain(line: str) -> None:
+    # One line whatever the input held: control characters (a newline in a YAML key or a
+    # file name) are shown escaped.
+    click.echo("".join(c if c.isprintable() else repr(c)[1:-1] for c in line), err=True)
 
 
 if __name__ == "__main__":
