@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from netlab import linux
+from netlab.lab import naming
 from tests.helpers import netlab
 from tests.integration.conftest import host_state
 
@@ -85,7 +86,7 @@ def test_eni_basic_pods_are_vpc_members_and_groups_follow_netlab_sg(lab):
     assert shown.returncode == 0 and "macvlan mode vepa" in shown.stdout and "snat to 192.168.0.10" in shown.stdout
 
     assert netlab("down", "en-basic").returncode == 0
-    assert not [ns for ns in linux.list_netns() if ns.startswith("nl-en-basic-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith(naming.lab_prefix("en-basic"))]
     assert host_state() == before
 
 
@@ -101,7 +102,7 @@ def test_what_the_service_refuses_leaves_nothing_behind(tmp_path, old, new, wher
     done = netlab("up", str(scenario), "--name", "en-bad")
     assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "bad.yaml:" in done.stderr and where in done.stderr
-    assert not [ns for ns in linux.list_netns() if ns.startswith("nl-en-bad-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith(naming.lab_prefix("en-bad"))]
     assert not Path("/run/netlab/en-bad").exists()
 
 
@@ -231,4 +232,4 @@ def test_eni_ipvlan_ipvs_and_vlan_sub_enis():
     finally:
         if lab.name in list_labs():
             executor.down(lab.name)
-    assert not [ns for ns in linux.list_netns() if ns.startswith("nl-en-kt-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith(naming.lab_prefix("en-kt"))]

@@ -101,7 +101,7 @@ def test_up_builds_nothing(case, tmp_path):
     path.write_text(text)
     name = f"hi-{case}"
     one_line_exit_2(netlab("up", str(path), "--name", name, timeout=20), expected)
-    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}.")]
     assert not Path(f"/run/netlab/{name}").exists()
 
 
@@ -121,7 +121,7 @@ def test_mutants_that_validate_refuses_are_refused_by_up_with_nothing_built(seed
         line = one_line_exit_2(checked)
         name = "hi-mutant"
         assert one_line_exit_2(netlab("up", str(path), "--name", name, timeout=20)) == line
-        assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]
+        assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}.")]
         assert not Path(f"/run/netlab/{name}").exists()
     finally:
         path.unlink()

@@ -64,10 +64,11 @@ def test_the_ruleset_is_one_atomic_transaction_with_a_chain_per_member():
     # Chains are declared before the vmaps that jump to them (what `nft -f` needs).
     assert text.index("chain in-c1/guarded") < text.index("chain forward")
     ops = secgroup.OBJECT.edge(lab)
+    vpc = lab.vpc.netns
     assert [str(op).split(" <<")[0] for op in ops] == [
-        "modprobe br_netfilter  # for nl-eni-basic-vpc",
-        "ip netns exec nl-eni-basic-vpc sysctl -w net.bridge.bridge-nf-call-iptables=1",
-        "ip netns exec nl-eni-basic-vpc nft -f -"]
+        f"modprobe br_netfilter  # for {vpc}",
+        f"ip netns exec {vpc} sysctl -w net.bridge.bridge-nf-call-iptables=1",
+        f"ip netns exec {vpc} nft -f -"]
 
 
 def test_a_lab_without_members_gets_no_ruleset():
