@@ -205,3 +205,4 @@ def test_scale_adds_and_removes_whole_rows(tmp_path):
                                                                     "netlab-pod": f"c1/{pod.name}"}
                     assert got["interfaces"][ifname]["ofport"] == got["interfaces"][ifname]["ofport_request"]
 
+
