@@ -4,15 +4,18 @@ Every node runs its own ovsdb-server and ovs-vswitchd (started as `StartProcess`
 by PID on `down`). This module creates the database (`ovsdb-tool`), configures it through the
 OVS Python bindings' IDL over the node's own unix socket (one transaction per
 `OvsConfigure`, then the wait for ovs-vswitchd that `ovs-vsctl` does), replaces a bridge's
-flows atomically with `ovs-ofctl --bundle replace-flows`, and sends runtime commands with
-`ovs-appctl`. The OVS clients only talk to the node's own sockets under the lab's state
+flows atomically with `ovs-ofctl --bundle replace-flows`, and sends runtime commands to
+ovs-vswitchd's control socket as `ovs-appctl` does (a JSON-RPC request through the same
+bindings, no process). They only talk to the node's own sockets under the lab's state
 directory (never the host's Open vSwitch), so they run from here without entering the
 namespace.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -22,7 +25,9 @@ from pathlib import Path
 import ovs.db.data
 import ovs.db.error
 import ovs.db.idl
+import ovs.jsonrpc
 import ovs.poller
+import ovs.stream
 
 from netlab.errors import ApplyError
 from netlab.plan.ops import VSWITCH_SCHEMA, OvsAppctl, OvsConfigure, OvsCreateDb, OvsFlows
@@ -255,8 +260,39 @@ def flows(op: OvsFlows) -> None:
         stdin="\n".join(op.flows) + "\n")
 
 
-def appctl(op: OvsAppctl) -> None:
-    run(["ovs-appctl", "-t", op.target, *op.args])
+def appctl(op: OvsAppctl) -> str:
+    """What `ovs-appctl -t TARGET COMMAND ARGS...` does, without a process: one JSON-RPC
+    request on the daemon's control socket; its answer, or an error with the daemon's words."""
+    what = f"ovs-appctl -t {op.target} {op.args[0]}"
+    deadline = time.monotonic() + TIMEOUT
+    error, stream = ovs.stream.Stream.open_block(ovs.stream.Stream.open(f"unix:{op.target}"), TIMEOUT * 1000)
+    if error:
+        raise ApplyError(f"{what}: cannot connect: {os.strerror(error)}")
+    conn = ovs.jsonrpc.Connection(stream)
+    try:
+        request = ovs.jsonrpc.Message.create_request(op.args[0], list(op.args[1:]))
+        error, reply = conn.send(request), None
+        while not error and reply is None:
+            conn.run()
+            error, msg = conn.recv()
+            if error == errno.EAGAIN:
+                error, left = 0, deadline - time.monotonic()
+                if left <= 0:
+                    raise ApplyError(f"{what}: no answer within {TIMEOUT} s")
+                poller = ovs.poller.Poller()
+                conn.wait(poller)
+                conn.recv_wait(poller)
+                poller.timer_wait(max(1, int(left * 1000)))
+                poller.block()
+            elif msg is not None and msg.id == request.id:
+                reply = msg
+        if error:
+            raise ApplyError(f"{what}: {'connection closed' if error == ovs.jsonrpc.EOF else os.strerror(error)}")
+        if reply.error is not None:
+            raise ApplyError(f"{what} failed: {str(reply.error).strip()}")
+        return reply.result
+    finally:
+        conn.close()
 
 
 HANDLERS = {OvsCreateDb: lambda ctx, op: create_db(op),

@@ -206,3 +206,27 @@ def test_scale_adds_and_removes_whole_rows(tmp_path):
                     assert got["interfaces"][ifname]["ofport"] == got["interfaces"][ifname]["ofport_request"]
 
 
+
+def test_runtime_commands_over_the_control_socket(lab):
+    """`OvsAppctl` speaks to ovs-vswitchd's control socket in-process: the plan's static tunnel
+    neighbours are there (userspace datapath), and a command the daemon refuses is an error
+    in its own words."""
+    from netlab.apply import ovs
+    from netlab.errors import ApplyError
+    from netlab.models.tunnel import mac_of
+    from netlab.plan import OvsAppctl
+
+    c1 = lab.cluster("c1")
+    node = c1.node("node-1")
+    ctl = str(node_dir(NAME, "c1", "node-1") / "ovs-vswitchd.ctl")
+    shown = ovs.appctl(OvsAppctl(node.netns, ctl, ("tnl/neigh/show",)))
+    assert shown == subprocess.run(["ovs-appctl", "-t", ctl, "tnl/neigh/show"], capture_output=True, text=True,
+                                   check=True).stdout
+    if c1.network.datapath == "netdev":
+        for other in c1.nodes[1:]:
+            assert any(line.split()[:3] == [str(other.eth0.ip), mac_of(other.eth0.ip), "br-phy"]
+                       for line in shown.splitlines()), shown
+    with pytest.raises(ApplyError, match='"no/such/command" is not a valid command'):
+        ovs.appctl(OvsAppctl(node.netns, ctl, ("no/such/command",)))
+    with pytest.raises(ApplyError, match="cannot connect: No such file or directory"):
+        ovs.appctl(OvsAppctl(node.netns, ctl + ".missing", ("version",)))
