@@ -30,7 +30,7 @@ import ovs.poller
 import ovs.stream
 
 from netlab.errors import ApplyError
-from netlab.plan.ops import VSWITCH_SCHEMA, OvsAppctl, OvsConfigure, OvsCreateDb, OvsFlows
+from netlab.plan.ops import VSWITCH_SCHEMA, OvsAppctl, OvsConfigure, OvsCreateDb, OvsFlows, OvsSync
 
 TIMEOUT = 60  # seconds for a tool, for a transaction, for ovs-vswitchd to apply one
 
@@ -167,9 +167,9 @@ def _refuse(op: OvsConfigure, bridges: dict, ports: dict) -> str | None:
 
 
 def configure(op: OvsConfigure, idl: ovs.db.idl.Idl) -> None:
-    """One transaction, as `ovs-vsctl` builds it for the commands `op` prints as, then the
-    wait until ovs-vswitchd has applied it (next_cfg → cur_cfg) and the check that every new
-    interface got an OpenFlow port. (An interface ovs-vswitchd cannot open stays in the
+    """One transaction, as `ovs-vsctl` builds it for the commands `op` prints as, then (unless
+    `op.wait` is off) the wait until ovs-vswitchd has applied it (next_cfg → cur_cfg) and the
+    check that every new interface got an OpenFlow port. (An interface ovs-vswitchd cannot open stays in the
     database, as with ovs-vsctl, which only warns; here it is an error.)"""
     deadline = time.monotonic() + TIMEOUT
     idl.run()  # what changed since the session's last transaction
@@ -222,15 +222,31 @@ def configure(op: OvsConfigure, idl: ovs.db.idl.Idl) -> None:
     if status != ovs.db.idl.Transaction.SUCCESS:
         raise ApplyError(f"transaction on {op.db}: {ovs.db.idl.Transaction.status_to_string(status)}"
                          f"{': ' + txn.get_error() if txn.get_error() else ''}")
-    target = txn.get_increment_new_value() if roots else 1
+    if op.wait:
+        target = txn.get_increment_new_value() if roots else 1
+        _await_vswitchd(idl, target, deadline, op.db, [b.name for b in op.bridges] + [p.name for p in op.ports])
 
+
+def sync(op: OvsSync, idl: ovs.db.idl.Idl) -> None:
+    """Wait until ovs-vswitchd has applied the configuration the database asks for now (its
+    `next_cfg`, bumped by every `OvsConfigure`), then check every interface."""
+    idl.run()
+    roots = list(idl.tables["Open_vSwitch"].rows.values())
+    if not roots:
+        raise ApplyError(f"the database at {op.db} has no Open_vSwitch row (needs init)")
+    _await_vswitchd(idl, roots[0].next_cfg, time.monotonic() + TIMEOUT, op.db, None)
+
+
+def _await_vswitchd(idl: ovs.db.idl.Idl, target: int, deadline: float, db: str, names: list[str] | None) -> None:
+    """Until ovs-vswitchd's `cur_cfg` reaches `target`; then each interface named (all with
+    None) must have an OpenFlow port."""
     def applied() -> bool:
-        rows = list(tables["Open_vSwitch"].rows.values())
+        rows = list(idl.tables["Open_vSwitch"].rows.values())
         return bool(rows) and rows[0].cur_cfg >= target
 
-    _wait(idl, applied, deadline, f"ovs-vswitchd (database {op.db}) applying the transaction")
+    _wait(idl, applied, deadline, f"ovs-vswitchd (database {db}) applying the configuration")
     interfaces = _by_name(idl, "Interface")
-    for name in [b.name for b in op.bridges] + [p.name for p in op.ports]:
+    for name in interfaces if names is None else names:
         iface = interfaces.get(name)
         if iface is not None and iface.ofport == [-1]:
             raise ApplyError(f"could not add network device {name} to ofproto "
@@ -297,4 +313,5 @@ def appctl(op: OvsAppctl) -> str:
 
 HANDLERS = {OvsCreateDb: lambda ctx, op: create_db(op),
             OvsConfigure: lambda ctx, op: configure(op, ctx.ovsdb.get(op.db)),
+            OvsSync: lambda ctx, op: sync(op, ctx.ovsdb.get(op.db)),
             OvsFlows: lambda ctx, op: flows(op), OvsAppctl: lambda ctx, op: appctl(op)}

@@ -63,7 +63,7 @@ from netlab.models.base import Allocation, NetworkModel, ShowCommand
 from netlab.models.common import node_blocks, pods_from_blocks
 from netlab.plan.ops import (AddAddress, AddFdb, AddLink, AddNeigh, AddNetns, AddRoute, AddVeth, AddVxlan,
                              DelNetns, IptablesRestore, Op, OvsAppctl, OvsBridge, OvsConfigure, OvsCreateDb, OvsFlows,
-                             OvsPort, SetLink, SetOffload, StartProcess, Sysctl)
+                             OvsPort, OvsSync, SetLink, SetOffload, StartProcess, Sysctl)
 from netlab.scenario.types import ClusterBase, NodeCidrFields
 
 
@@ -210,7 +210,11 @@ def _snat(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> Op:
     return IptablesRestore(node.netns, rules, purpose="pod egress SNAT to the node IP")
 
 
-def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
+def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> tuple[list[Op], list[Op]]:
+    """A node on Open vSwitch, in two parts: up to its OVSDB transaction (committed without
+    waiting), and from the wait for ovs-vswitchd on. The model runs every node's first part
+    before any second one, so the switches apply their configurations side by side while
+    the next nodes are built, instead of one after the other."""
     t = cluster.network
     netdev = t.datapath == "netdev"
     d = node_dir(lab.name, cluster.name, node.name)
@@ -259,8 +263,9 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
                       options=(("remote_ip", "flow"), ("key", str(t.vni)), ("dst_port", str(t.port))),
                       ofport_request=TUN_OFPORT, external_ids=tag)]
     ports += [_pod_port(lab, cluster, node, pod) for pod in pods]
-    out.append(OvsConfigure(node.netns, sock, bridges=tuple(bridges), ports=tuple(ports), init=True))
+    out.append(OvsConfigure(node.netns, sock, bridges=tuple(bridges), ports=tuple(ports), init=True, wait=False))
 
+    first, out = out, [OvsSync(node.netns, sock)]  # br-phy and gw0 exist once it returns
     if netdev:
         out += [SetLink(node.netns, BR_PHY),
                 AddAddress(node.netns, BR_PHY, node.eth0.address),
@@ -275,7 +280,7 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
         out += [OvsAppctl(node.netns, f"{d}/ovs-vswitchd.ctl",
                           ("tnl/neigh/set", BR_PHY, str(r.eth0.ip), mac_of(r.eth0.ip))) for r in remotes]
     out.append(_snat(lab, cluster, node))
-    return out
+    return first, out
 
 
 def _arp_reply(ip: IPv4Address, mac: str) -> str:
@@ -387,13 +392,10 @@ class TunnelModel(NetworkModel):
 
     # -- plan ------------------------------------------------------------------------------
     def ops(self, lab: Lab, cluster: ClusterInfo) -> list[Op]:
-        out: list[Op] = []
-        for node in cluster.nodes:
-            if cluster.network.switch == "ovs":
-                out += ovs_node_ops(lab, cluster, node)
-            else:
-                out += bridge_node_ops(lab, cluster, node)
-        return out
+        if cluster.network.switch == "linux-bridge":
+            return [op for node in cluster.nodes for op in bridge_node_ops(lab, cluster, node)]
+        parts = [ovs_node_ops(lab, cluster, node) for node in cluster.nodes]
+        return [op for first, _ in parts for op in first] + [op for _, rest in parts for op in rest]
 
     def pod_ops(self, lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
         return pod_ops(lab, cluster, pod)

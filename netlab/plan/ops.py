@@ -385,14 +385,16 @@ class OvsPort:
 class OvsConfigure(Op):
     """One OVSDB transaction against a node's own database (`db`: the ovsdb-server socket):
     `init` creates the Open_vSwitch row if there is none, then bridges and ports are added and
-    `del_ports` removed. It returns once ovs-vswitchd has applied it, as `ovs-vsctl` does.
-    Prints as the `ovs-vsctl` call that does the same: each bridge followed by its ports."""
+    `del_ports` removed. It returns once ovs-vswitchd has applied it, as `ovs-vsctl` does, or
+    with `wait=False` (`--no-wait`) once the database holds it, for an `OvsSync` to wait on
+    later. Prints as the `ovs-vsctl` call that does the same: each bridge followed by its ports."""
 
     db: str
     bridges: tuple[OvsBridge, ...] = ()
     ports: tuple[OvsPort, ...] = ()
     del_ports: tuple[OvsPort, ...] = ()
     init: bool = False
+    wait: bool = True
 
     def commands(self) -> list[tuple[str, ...]]:
         out: list[tuple[str, ...]] = [("init",)] if self.init else []
@@ -407,10 +409,21 @@ class OvsConfigure(Op):
         return out
 
     def __str__(self) -> str:
-        argv = ["ovs-vsctl", f"--db=unix:{self.db}", "--timeout=30"]
+        argv = ["ovs-vsctl", f"--db=unix:{self.db}", "--timeout=30"] + ([] if self.wait else ["--no-wait"])
         for cmd in self.commands():
             argv += ["--", *cmd]
         return " ".join(_quote(a) for a in argv)
+
+
+@dataclass(frozen=True)
+class OvsSync(Op):
+    """Wait until a node's ovs-vswitchd has applied every transaction of its database so far
+    (after `OvsConfigure(wait=False)`), and every interface has an OpenFlow port."""
+
+    db: str
+
+    def __str__(self) -> str:
+        return f"ovs-vsctl --db=unix:{self.db} --timeout=30 sync"
 
 
 def _value(v: str) -> str:

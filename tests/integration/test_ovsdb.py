@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from netlab.models.tunnel import node_dir
-from netlab.plan import OvsConfigure, OvsPort
+from netlab.plan import OvsConfigure, OvsPort, OvsSync
 from netlab.plan.planner import build
 from tests.integration.test_tunnel import lab_up, netlab, read_lab
 
@@ -170,6 +170,12 @@ def test_refused_transactions_say_why_and_change_nothing(lab):
             ovs.configure(OvsConfigure(node.netns, sock, ports=(OvsPort("br-int", "nodev0"),)), idl)
         # The same session removes it again: Port and Interface rows go with the reference.
         ovs.configure(OvsConfigure(node.netns, sock, del_ports=(OvsPort("br-int", "nodev0"),)), idl)
+        # Without waiting, the transaction returns once committed; the sync finds the refusal.
+        ovs.configure(OvsConfigure(node.netns, sock, ports=(OvsPort("br-int", "nodev1"),), wait=False), idl)
+        with pytest.raises(ApplyError, match="could not add network device nodev1 .*No such device"):
+            ovs.sync(OvsSync(node.netns, sock), idl)
+        ovs.configure(OvsConfigure(node.netns, sock, del_ports=(OvsPort("br-int", "nodev1"),)), idl)
+        ovs.sync(OvsSync(node.netns, sock), idl)
         assert snapshot(sock)["ports"] == before["ports"]
         assert snapshot(sock)["interfaces"].keys() == before["interfaces"].keys()
     finally:

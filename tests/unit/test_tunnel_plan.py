@@ -10,8 +10,8 @@ import pytest
 from netlab.plan.planner import build
 from netlab.models import tunnel
 from netlab.plan import (AddAddress, AddFdb, AddLink, AddNeigh, AddRoute, AddVxlan, IptablesRestore, OvsAppctl,
-                         OvsBridge, OvsConfigure, OvsCreateDb, OvsFlows, OvsPort, SetLink, SetOffload, StartProcess,
-                         Sysctl)
+                         OvsBridge, OvsConfigure, OvsCreateDb, OvsFlows, OvsPort, OvsSync, SetLink, SetOffload,
+                         StartProcess, Sysctl)
 from netlab.scenario import loader
 from tests.unit.tunnel_helpers import lab_of, scenario
 
@@ -77,10 +77,24 @@ def test_one_db_two_daemons_one_ovsdb_transaction_one_bundle_per_node(netdev):
         assert [op.name for op in ops if isinstance(op, StartProcess)] == [
             f"ovsdb-server@c1.{node.name}", f"ovs-vswitchd@c1.{node.name}"]
         # Order: database, server, switch, configuration, addresses on its ports, flows.
-        first = {k: kinds.index(k) for k in (OvsCreateDb, StartProcess, OvsConfigure, OvsFlows)}
-        assert first[OvsCreateDb] < first[StartProcess] < first[OvsConfigure] < first[OvsFlows]
+        first = {k: kinds.index(k) for k in (OvsCreateDb, StartProcess, OvsConfigure, OvsSync, OvsFlows)}
+        assert first[OvsCreateDb] < first[StartProcess] < first[OvsConfigure] < first[OvsSync] < first[OvsFlows]
         gw_up = ops.index(SetLink(node.netns, "gw0"))
-        assert first[OvsConfigure] < gw_up
+        assert first[OvsSync] < gw_up and kinds.count(OvsSync) == 1
+
+
+def test_switches_apply_their_configuration_side_by_side(netdev):
+    """Every node's transaction is committed without waiting before any node waits for its
+    ovs-vswitchd: the switches reconfigure while the next nodes are built."""
+    ops = build(netdev).ops
+    configure = [i for i, op in enumerate(ops) if isinstance(op, OvsConfigure)]
+    syncs = [i for i, op in enumerate(ops) if isinstance(op, OvsSync)]
+    assert len(configure) == len(syncs) == 3 and max(configure) < min(syncs)
+    assert [ops[i].netns for i in configure] == [ops[i].netns for i in syncs]
+    assert not any(ops[i].wait for i in configure)
+    assert [ops[i].db for i in syncs] == [ops[i].db for i in configure]
+    assert str(ops[syncs[0]]) == f"ovs-vsctl --db=unix:{RUN}/db.sock --timeout=30 sync"
+    assert str(ops[configure[0]]).startswith(f"ovs-vsctl --db=unix:{RUN}/db.sock --timeout=30 --no-wait -- init ")
 
 
 def test_daemon_files_live_under_the_node_dir(netdev):
@@ -311,6 +325,7 @@ def test_scale_up_adds_a_port_and_replaces_the_nodes_flows():
     assert (added.name, added.node, str(added.ip)) == ("web-2", "node-1", "172.16.0.4")
     (vsctl,) = [op for op in change.ops if isinstance(op, OvsConfigure)]
     assert not vsctl.init and not vsctl.bridges and not vsctl.del_ports
+    assert vsctl.wait  # the flows that follow need the port: this transaction waits itself
     assert vsctl.ports == (OvsPort("br-int", added.host_ifname, ofport_request=14,  # 10 + .4
                                    external_ids=(("netlab-lab", "tl"), ("netlab-pod", "c1/web-2"))),)
     assert str(vsctl).endswith(f"-- add-port br-int {added.host_ifname} -- set Interface {added.host_ifname} "
