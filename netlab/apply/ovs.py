@@ -1,14 +1,14 @@
 """Open vSwitch on lab nodes: each node's database, bridges and ports, and OpenFlow tables.
 
 Every node runs its own ovsdb-server and ovs-vswitchd (started as `StartProcess` ops, stopped
-by PID on `down`). This module creates the database (`ovsdb-tool`), configures it through the
-OVS Python bindings' IDL over the node's own unix socket (one transaction per
-`OvsConfigure`, then the wait for ovs-vswitchd that `ovs-vsctl` does), replaces a bridge's
-flows atomically with `ovs-ofctl --bundle replace-flows`, and sends runtime commands to
-ovs-vswitchd's control socket as `ovs-appctl` does (a JSON-RPC request through the same
-bindings, no process). They only talk to the node's own sockets under the lab's state
-directory (never the host's Open vSwitch), so they run from here without entering the
-namespace.
+by PID on `down`). This module creates the database (`ovsdb-tool`, once per process: the next
+nodes get a copy), configures it through the OVS Python bindings' IDL over the node's own unix
+socket (one transaction per `OvsConfigure`, then the wait for ovs-vswitchd that `ovs-vsctl`
+does, or later in an `OvsSync`), replaces a bridge's flows atomically with `ovs-ofctl --bundle
+replace-flows`, and sends runtime commands to ovs-vswitchd's control socket as `ovs-appctl`
+does (a JSON-RPC request through the same bindings, no process). They only talk to the node's
+own sockets under the lab's state directory (never the host's Open vSwitch), so they run from
+here without entering the namespace.
 """
 
 from __future__ import annotations
@@ -55,10 +55,29 @@ def run(argv: list[str], *, stdin: str | None = None, what: str | None = None) -
     return done.stdout
 
 
+_FRESH: dict[tuple[str, int], bytes] = {}  # (schema, its mtime) -> what `ovsdb-tool create` wrote
+
+
 def create_db(op: OvsCreateDb) -> None:
+    """`ovsdb-tool create`, run once per schema and process: a fresh database file depends on
+    the schema alone (byte for byte), so the next nodes get a copy instead of a process."""
     db = Path(op.db)
     db.parent.mkdir(parents=True, exist_ok=True)
-    run(["ovsdb-tool", "create", str(db), op.schema])
+    try:
+        key = (op.schema, os.stat(op.schema).st_mtime_ns)
+    except OSError as e:
+        raise ApplyError(f"cannot read the OVSDB schema {op.schema}: {e.strerror} "
+                         f"(Debian package openvswitch-common)") from None
+    if key not in _FRESH:
+        run(["ovsdb-tool", "create", str(db), op.schema])
+        _FRESH[key] = db.read_bytes()
+        return
+    try:
+        fd = os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)  # as ovsdb-tool: never over a database
+    except OSError as e:
+        raise ApplyError(f"ovsdb-tool create {db}: {e.strerror}") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(_FRESH[key])
 
 
 # -- OVSDB through the IDL ---------------------------------------------------------------------

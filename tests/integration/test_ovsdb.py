@@ -236,3 +236,20 @@ def test_runtime_commands_over_the_control_socket(lab):
         ovs.appctl(OvsAppctl(node.netns, ctl, ("no/such/command",)))
     with pytest.raises(ApplyError, match="cannot connect: No such file or directory"):
         ovs.appctl(OvsAppctl(node.netns, ctl + ".missing", ("version",)))
+
+
+def test_fresh_databases_are_what_ovsdb_tool_creates(tmp_path):
+    """One `ovsdb-tool create` per schema and process; the next nodes get the same bytes."""
+    from netlab.apply import ovs
+    from netlab.errors import ApplyError
+    from netlab.plan import OvsCreateDb
+
+    for node in ("node-1", "node-2"):
+        ovs.create_db(OvsCreateDb("ns", str(tmp_path / node / "conf.db")))
+    subprocess.run(["ovsdb-tool", "create", str(tmp_path / "witness.db"), OvsCreateDb("ns", "x").schema], check=True)
+    witness = (tmp_path / "witness.db").read_bytes()
+    assert (tmp_path / "node-1" / "conf.db").read_bytes() == (tmp_path / "node-2" / "conf.db").read_bytes() == witness
+    assert subprocess.run(["ovsdb-tool", "db-name", str(tmp_path / "node-2" / "conf.db")], capture_output=True,
+                          text=True, check=True).stdout.strip() == "Open_vSwitch"
+    with pytest.raises(ApplyError, match="File exists"):
+        ovs.create_db(OvsCreateDb("ns", str(tmp_path / "node-2" / "conf.db")))
