@@ -20,7 +20,7 @@ from netlab.apply.state import StateDir, list_labs
 from netlab.errors import ApplyError, LabStateError
 from netlab.lab import naming
 from netlab.lab.model import Lab
-from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelNetns, IpsetRestore,
+from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddRule, AddVeth, DelNetns, IpsetRestore,
                              IptablesRestore, IpvsRestore, LoadModule, MoveLink, Netem, NfacctAdd, NftApply, Op,
                              Plan, SetLink, StartProcess, Sysctl)
 
@@ -47,6 +47,7 @@ HANDLERS: dict[type, Callable[[Context, Op], None]] = {
     SetLink: lambda ctx, op: ctx.nl.set_link(op),
     AddAddress: lambda ctx, op: ctx.nl.add_address(op),
     AddRoute: lambda ctx, op: ctx.nl.add_route(op),
+    AddRule: lambda ctx, op: ctx.nl.add_rule(op),
     StartProcess: lambda ctx, op: processes.start(ctx.state, op),
     IptablesRestore: lambda ctx, op: netfilter.iptables_restore(op),
     NftApply: lambda ctx, op: netfilter.nft_apply(op),

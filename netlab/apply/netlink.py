@@ -15,7 +15,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from netlab import linux
 from netlab.errors import ApplyError
-from netlab.plan.ops import AddAddress, AddLink, AddRoute, AddVeth, MoveLink, SetLink
+from netlab.plan.ops import AddAddress, AddLink, AddRoute, AddRule, AddVeth, MoveLink, SetLink
 
 RT_SCOPE_LINK = 253
 RTNH_F_ONLINK = 4
@@ -130,7 +130,17 @@ class Netlink:
             kwargs["scope"] = RT_SCOPE_LINK
         if op.onlink:
             kwargs["flags"] = RTNH_F_ONLINK
+        if op.table is not None:
+            kwargs["table"] = op.table
         self.ipr(op.netns).route("add", **kwargs)
+
+    def add_rule(self, op: AddRule) -> None:
+        kwargs: dict = {"priority": op.priority, "table": op.table}
+        if op.src is not None:
+            kwargs.update(src=str(op.src.network_address), src_len=op.src.prefixlen)
+        if op.suppress_prefixlength is not None:
+            kwargs["suppress_prefixlen"] = op.suppress_prefixlength
+        self.ipr(op.netns).rule("add", **kwargs)
 
     # -- reading --------------------------------------------------------------
     def addresses(self, netns: str) -> list[tuple[str, IPv4Interface]]:

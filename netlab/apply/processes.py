@@ -1,4 +1,5 @@
-"""Processes a lab runs (the pod agent, per-node OVS daemons, nginx) and commands run inside
+"""Processes a lab runs (the pod agent, per-node OVS daemons, nginx, the ELBs' health
+checker) and commands run inside
 lab namespaces.
 
 A process is started inside its namespace with `ip netns exec` (which execs in place, so
@@ -22,7 +23,8 @@ from netlab.errors import ApplyError, UserError
 from netlab.plan.ops import StartProcess
 
 # Programs of netlab itself, run with the interpreter netlab runs under.
-PROGRAMS = {"netlab-agent": [sys.executable, "-m", "netlab.probe.agent"]}
+PROGRAMS = {"netlab-agent": [sys.executable, "-m", "netlab.probe.agent"],
+            "netlab-healthcheck": [sys.executable, "-m", "netlab.apply.healthcheck"]}
 
 
 def expand(argv: Sequence[str]) -> list[str]:
@@ -42,7 +44,7 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def start(state: StateDir, op: StartProcess, *, timeout: float = 60.0) -> int:
+def start(state: StateDir, op: StartProcess, *, timeout: float | None = None) -> int:
     argv = in_netns(op.netns, expand(op.argv))
     log = open(state.logfile(op.name), "ab")
     try:
@@ -55,6 +57,7 @@ def start(state: StateDir, op: StartProcess, *, timeout: float = 60.0) -> int:
     state.pidfile(op.name).write_text(f"{proc.pid} {_start_time(proc.pid) or ''}\n")
     if op.ready_file:
         ready = state.path / op.ready_file
+        timeout = timeout or op.ready_timeout
         deadline = time.monotonic() + timeout
         while not ready.exists():
             if proc.poll() is not None:

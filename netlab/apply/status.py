@@ -26,6 +26,9 @@ def collect(lab: Lab) -> dict:
                         addresses.append(str(addr))
             else:
                 missing += 1
+            # EIPs are the cloud's 1:1 NAT, not addresses of the object's interfaces.
+            addresses += [f"{ip}/32" for ip in lab.eips_of(f"{cluster}/{name}" if cluster else name)
+                          if f"{ip}/32" not in addresses]
             objects.append({"name": name, "kind": kind, "cluster": cluster, "netns": netns,
                             "addresses": addresses})
     phase = state.read_record().get("phase", "unknown")
@@ -38,4 +41,6 @@ def collect(lab: Lab) -> dict:
     problems += [f"not running: {', '.join(dead)}"] if dead else []
     return {"lab": lab.name, "state": "up" if healthy else f"degraded ({'; '.join(problems)})",
             "processes": {"running": len(pidfiles) - len(dead), "expected": len(pidfiles)},
-            "objects": objects}
+            "objects": objects,
+            "eips": [{"ip": str(e.ip), "bind": e.bind, "kind": e.kind,
+                      "private": str(e.private) if e.private else None} for e in lab.eips]}

@@ -1,12 +1,16 @@
 """VPCs: one router namespace per VPC, one Linux bridge per subnet (gateway address on it),
-the VPC route table, and the machines plugged into subnets (VPC hosts, cluster nodes)."""
+the VPC route table, and the machines plugged into subnets (VPC hosts, cluster nodes).
+
+A route table holds the routes the network models ask for (a vpc-model node's pod CIDR),
+the NAT gateway's default route, and the route entries a scenario writes under the VPC
+(`routes:`, resolved by `route_entries` once the objects they name exist)."""
 
 from __future__ import annotations
 
 from ipaddress import IPv4Network
 
 from netlab.cloud.base import CloudObject
-from netlab.lab.model import Attachment, Lab
+from netlab.lab.model import Attachment, Lab, VpcRoute
 from netlab.plan.ops import AddAddress, AddLink, AddNetns, AddRoute, AddVeth, Op, SetLink, Sysctl
 
 DEFAULT = IPv4Network("0.0.0.0/0")
@@ -33,6 +37,46 @@ def attach_ops(lab: Lab, netns: str, eth0: Attachment, *, address_on: str | None
         ops += [AddAddress(netns, address_on, eth0.address),
                 AddRoute(netns, DEFAULT, via=eth0.gateway, dev=address_on)]
     return ops
+
+
+def route_entries(s, lab: Lab, ctx) -> None:
+    """The route entries a scenario writes into each VPC's route table: a destination and a
+    named next hop (a peering connection of this VPC, or its NAT gateway)."""
+    paths = [("vpc",)] + [("vpcs", i) for i in range(len(s.vpcs))]
+    for vi, (vpath, spec, vpc) in enumerate(zip(paths, s.all_vpcs(), lab.vpcs, strict=True)):
+        for i, entry in enumerate(spec.routes):
+            path = vpath + ("routes", i)
+            owner = f"{'vpc' if vi == 0 else f'vpcs[{vi - 1}]'}.routes[{i}]"
+            kind, _, name = entry.nexthop.partition("/")
+            if kind == "peering":
+                peering = next((p for p in lab.peerings if p.name == name), None)
+                if peering is None:
+                    raise ctx.error(path + ("nexthop",), f"no peering '{name}'; peerings: "
+                                                         + (", ".join(p.name for p in lab.peerings) or "none"))
+                if vpc.name not in peering.vpcs:
+                    raise ctx.error(path + ("nexthop",), f"peering '{name}' connects {' and '.join(peering.vpcs)}, "
+                                                         f"not VPC '{vpc.name}'")
+                nexthop = peering.side(vpc.name)[2]
+            elif kind == "natgw":
+                gw = next((g for g in lab.nat_gateways if g.name == name and g.vpc == vpc.name), None)
+                if gw is None:
+                    raise ctx.error(path + ("nexthop",), f"VPC '{vpc.name}' has no NAT gateway '{name}'; its NAT "
+                                    "gateways: " + (", ".join(g.name for g in lab.nat_gateways
+                                                              if g.vpc == vpc.name) or "none"))
+                nexthop = gw.vpc_link.address.ip
+            else:
+                raise ctx.error(path + ("nexthop",), f"'{entry.nexthop}' is not a next hop; write "
+                                                     "peering/<name> or natgw/<name>")
+            local = next((sn for sn in vpc.subnets if entry.destination.overlaps(sn.cidr)), None)
+            if local is not None:
+                raise ctx.error(path + ("destination",), f"{entry.destination} overlaps subnet '{local.name}' "
+                                                         f"({local.cidr}) of VPC '{vpc.name}', which it reaches itself")
+            clash = next((r for r in vpc.routes if r.destination == entry.destination), None)
+            if clash is not None:
+                raise ctx.error(path + ("destination",), f"VPC '{vpc.name}' already routes {entry.destination} "
+                                                         f"(for {clash.owner})")
+            vpc.routes.append(VpcRoute(destination=entry.destination, nexthop=nexthop,
+                                       owner=owner, target=entry.nexthop))
 
 
 class Vpc(CloudObject):

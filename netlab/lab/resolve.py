@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv4Network
 
-from netlab import models
+from netlab import cloud, models
+from netlab.cloud import internet, natgw, vpc as vpc_cloud
 from netlab.errors import ScenarioError
+from netlab.ingress import addon
 from netlab.lab import impair, ipam, naming, pods, refs
 from netlab.lab.model import (Attachment, ClusterInfo, HostInfo, Lab, NodeInfo, PodSetInfo, SubnetInfo,
                               VpcInfo)
@@ -50,6 +52,7 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None 
 
         features = frozenset(KERNEL_FEATURES)
     ctx = Context(scenario.name, source, features=features, check_host=check_host)
+    scenario = addon.expand(scenario, ctx)  # the NGINX Ingress Controller add-on's pods and Service
     _check_unique_names(scenario, ctx)
     vpcs = _resolve_vpcs(scenario, ctx)
     pools = {s.name: ipam.Pool(s.cidr) for v in vpcs for s in v.subnets}
@@ -81,13 +84,16 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None 
 
     if check_host:
         _check_proxy_modes(scenario, ctx)
-    _check_route_quota(scenario, vpcs, ctx)
     hosts = [HostInfo(name=h.name, netns=naming.netns(scenario.name, h.name), ports=h.ports,
                       eth0=_attach(("hosts", hi), h.subnet, h.ip, vpcs, pools, ctx, owner=h.name))
              for hi, h in enumerate(scenario.hosts)]
     lab = Lab(name=scenario.name, description=scenario.description, scenario_file=source.file,
               features=sorted(features), underlay_mtu=ctx.underlay_mtu, vpcs=vpcs, hosts=hosts,
               clusters=clusters, checks=scenario.checks)
+    for obj in cloud.registry():
+        obj.resolve(scenario, lab, ctx)
+    vpc_cloud.route_entries(scenario, lab, ctx)  # they name the objects just resolved
+    _check_route_quota(scenario, vpcs, ctx)
     _check_refs(lab, ctx)
     lab.impairments = _impairments(scenario, lab, ctx)
     return lab
@@ -141,6 +147,11 @@ def _check_unique_names(s: Scenario, ctx: Context) -> None:
     _unique([x.name for x in s.clusters], ("clusters",), "cluster", ctx)
     for hi, h in enumerate(s.hosts):
         claim(naming.netns(s.name, h.name), ("hosts", hi, "name"), f"host '{h.name}'")
+    if s.internet is not None:
+        for netns, what, path in internet.netns_names(s.name, s.internet, [v.name for v in s.all_vpcs()]):
+            claim(netns, path, what)
+    for gi, gw in enumerate(s.nat_gateways):
+        claim(natgw.netns_of(s.name, gw.name), ("nat_gateways", gi, "name"), f"NAT gateway '{gw.name}'")
     for ci, c in enumerate(s.clusters):
         # A cluster's objects live under its name: it must not be a lab-level object's name.
         claim(naming.netns(s.name, c.name), ("clusters", ci, "name"), f"cluster '{c.name}'")
@@ -292,17 +303,23 @@ def _check_route_quota(s: Scenario, vpcs: list[VpcInfo], ctx: Context) -> None:
         if len(vpc.routes) <= vpc.route_quota:
             continue
         owners = sorted({r.owner.split("/")[0] for r in vpc.routes})
-        ci = next((i for i, c in enumerate(s.clusters) if c.name == owners[-1]), 0)
+        clusters = [o for o in owners if any(c.name == o for c in s.clusters)]
+        ci = next((i for i, c in enumerate(s.clusters) if clusters and c.name == clusters[-1]), None)
         field = "vpc.route_quota" if vi == 0 else f"vpcs[{vi - 1}].route_quota"
-        raise ctx.error(("clusters", ci, "nodes"),
-                        f"the VPC route table{'' if len(vpcs) == 1 else f' of {vpc.name!r}'} needs {len(vpc.routes)} routes (one per node of "
-                        f"VPC-network clusters: {', '.join(owners)}) but {field} is {vpc.route_quota}; "
-                        "remove nodes or raise the quota")
+        nodes = len([r for r in vpc.routes if r.owner.split("/")[0] in clusters])
+        what = f"one per node of VPC-network clusters: {', '.join(clusters)}" if nodes == len(vpc.routes) \
+            else f"{nodes} for nodes of VPC-network clusters, {len(vpc.routes) - nodes} written or added " \
+                 "for peering and NAT gateways"
+        raise ctx.error(("clusters", ci, "nodes") if ci is not None else (field.split(".")[0], "route_quota"),
+                        f"the VPC route table{'' if len(vpcs) == 1 else f' of {vpc.name!r}'} needs "
+                        f"{len(vpc.routes)} routes ({what}) but {field} is {vpc.route_quota}; "
+                        "remove nodes or routes, or raise the quota")
 
 
 def _check_refs(lab: Lab, ctx: Context) -> None:
     for i, check in enumerate(lab.checks):
-        for field, text in (("from", check.from_), ("to", check.to), ("source", check.source)):
+        for field, text in (("from", check.from_), ("to", check.to), ("source", check.source),
+                            ("backend", check.backend)):
             if text is None:
                 continue
             try:
@@ -314,3 +331,9 @@ def _check_refs(lab: Lab, ctx: Context) -> None:
                 raise ctx.error(("checks", i, field), f"a check must start from a lab object, not {text}")
             if field == "to" and port is None and check.proto in ("tcp", "udp"):
                 raise ctx.error(("checks", i, "to"), f"proto {check.proto} needs a port: '{text}:PORT'")
+            if field == "backend" and target.kind not in ("pod", "host"):
+                raise ctx.error(("checks", i, "backend"), f"{text} is not a pod or host (what answers a request)")
+        if (check.host or check.path) and check.proto not in ("http", "https"):
+            raise ctx.error(("checks", i, "host" if check.host else "path"), "needs proto: http or https")
+        if check.path is not None and (not check.path.startswith("/") or any(c.isspace() for c in check.path)):
+            raise ctx.error(("checks", i, "path"), f"{check.path!r} must start with / and hold no space")

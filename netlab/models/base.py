@@ -11,8 +11,10 @@ what the rest of netlab needs from a model, nothing more:
 - plan: `ops` (wire nodes and pods), `pod_ops`/`pod_remove_ops`/`pod_address` (`netlab
   scale` adds and removes pods on a running lab);
 - checks: the traits of what the model promises (`ENCAP`, `VPC_HOST_TO_POD`, and the source
-  addresses a far end sees: `node_source`, `egress_source`, `node_addresses`);
-- show: `show` (the commands that display a node's model-specific datapath).
+  addresses a far end sees: `node_source`, `egress_source`, `source_towards`, `node_addresses`);
+- exec, trace and show: `exec_argv` (a user's command inside a node, its tools pointed at
+  the node's own daemons), `trace_*` (the switch and tunnel hops of `netlab trace`) and `show`
+  (the commands that display a node's model-specific datapath).
 
 Defaults follow the common case (pods in per-node blocks of the container CIDR, one routed
 veth each); a model overrides what differs, as containerlab's kinds embed a default node.
@@ -43,6 +45,18 @@ class Allocation:
     routes: list[VpcRoute] = field(default_factory=list)
     network: object | None = None  # the model's ModelInfo for the cluster, if it has one
     container_cidr: object | None = None  # where pods take addresses (default: the section's)
+
+
+@dataclass(frozen=True)
+class SwitchQuery:
+    """`netlab trace` asking a node's virtual switch where a packet goes: `argv` runs from the
+    host (e.g. `ovs-appctl -t <node's socket> ofproto/trace br-int <flow>`)."""
+
+    cluster: str
+    node: str
+    in_port: str
+    argv: tuple[str, ...]
+    packet: object = None  # the headers asked about (netlab.trace.nftrace.Packet)
 
 
 @dataclass(frozen=True)
@@ -93,10 +107,43 @@ class NetworkModel(ABC):
     def egress_source(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
         """The source a VPC host sees for a pod's traffic."""
 
+    def source_towards(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, dst: IPv4Address) -> IPv4Address:
+        """The source a pod's packet to `dst` (outside the container CIDR: a VPC host, a peer
+        VPC's host, the internet) carries when it leaves the node; the cloud's EIPs and NAT
+        gateways translate what leaves the VPC from there. Default: `egress_source`, whatever
+        the destination (a model that masquerades per destination overrides it)."""
+        return self.egress_source(cluster, node, pod)
+
     def node_addresses(self, cluster: ClusterInfo, node: NodeInfo) -> tuple[IPv4Address, ...]:
         """The node's own addresses a pod may see after SNAT (Services): the node IP, or the
         pod-side address MASQUERADE picks when the packet leaves towards a pod."""
         return (node.eth0.ip, node.pod_gateway) if node.pod_gateway else (node.eth0.ip,)
+
+    # -- exec -----------------------------------------------------------------------------
+    def exec_argv(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo, argv: list[str]) -> list[str]:
+        """The command `netlab exec` runs inside a node for a user's `argv` (a model whose
+        node runs daemons of its own points their clients at them)."""
+        return argv
+
+    # -- trace ----------------------------------------------------------------------------
+    def trace_into_switch(self, lab: Lab, cluster: ClusterInfo, netns: str, ifname: str,
+                          packet) -> SwitchQuery | None:
+        """The switch query for a packet that leaves `netns` by `ifname` into a node's virtual
+        switch (a model without one: None)."""
+        return None
+
+    def trace_switch_result(self, lab: Lab, cluster: ClusterInfo, query: SwitchQuery,
+                            result) -> tuple[str | None, dict | None, SwitchQuery | None]:
+        """What a switch's answer (`netlab.trace.ovstrace.OvsTrace`) means: the name of the
+        port it leaves by, the underlay hop if it is encapsulated, and the query for the
+        switch at the tunnel's far end."""
+        return None, None, None
+
+    def trace_encap(self, lab: Lab, cluster: ClusterInfo, netns: str, ifname: str,
+                    gateway: str | None) -> dict | None:
+        """The underlay hop when a node stack sends into a kernel tunnel device (`ifname`),
+        towards `gateway` (the route's next hop)."""
+        return None
 
     # -- show -----------------------------------------------------------------------------
     def show(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[ShowCommand]:

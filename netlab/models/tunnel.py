@@ -59,7 +59,7 @@ from pydantic import Field
 from netlab import paths
 from netlab.cloud.vpc import DEFAULT, attach_ops, no_icmp_ratelimit
 from netlab.lab.model import ClusterInfo, Lab, ModelInfo, NodeInfo, PodInfo
-from netlab.models.base import Allocation, NetworkModel, ShowCommand
+from netlab.models.base import Allocation, NetworkModel, ShowCommand, SwitchQuery
 from netlab.models.common import node_blocks, pods_from_blocks
 from netlab.plan.ops import (AddAddress, AddFdb, AddLink, AddNeigh, AddNetns, AddRoute, AddVeth, AddVxlan,
                              DelNetns, IptablesRestore, Op, OvsAppctl, OvsBridge, OvsConfigure, OvsCreateDb, OvsFlows,
@@ -283,6 +283,55 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> tuple[list[O
     return first, out
 
 
+def _switch_query(lab: Lab, cluster: ClusterInfo, node: NodeInfo, in_port: str, p, dl_src: str, dl_dst: str,
+                  extra: str = "") -> SwitchQuery:
+    """`ofproto/trace` of br-int for packet headers `p` (netlab.trace.nftrace.Packet)."""
+    fields = [f"in_port={in_port}", *([extra] if extra else []), p.proto, f"dl_src={dl_src}", f"dl_dst={dl_dst}",
+              f"nw_src={p.saddr}", f"nw_dst={p.daddr}", f"nw_ttl={p.ttl or 64}"]
+    if p.proto in ("tcp", "udp"):
+        fields += [f"tp_src={p.sport}", f"tp_dst={p.dport}"]
+    elif p.proto == "icmp":
+        fields += [f"icmp_type={8 if p.icmp_type == 'echo-request' else 0}", "icmp_code=0"]
+    ctl = node_dir(lab.name, cluster.name, node.name) / "ovs-vswitchd.ctl"
+    return SwitchQuery(cluster.name, node.name, in_port,
+                       ("ovs-appctl", "-t", str(ctl), "ofproto/trace", BR_INT, ",".join(fields)), p)
+
+
+def _port_name(cluster: ClusterInfo, node: NodeInfo, port: int | None) -> str | None:
+    if port is None:
+        return None
+    if port == GW_OFPORT:
+        return GW_PORT
+    if port == TUN_OFPORT:
+        return TUN_PORT
+    pod = next((p for p in cluster.pods_on(node.name) if pod_ofport(node, p) == port), None)
+    return pod.host_ifname if pod else str(port)
+
+
+OVS_DAEMONS = ("ovs-vswitchd", "ovsdb-server")
+
+
+def ovs_appctl_target(argv: list[str], d: PurePosixPath) -> list[str]:
+    """`ovs-appctl [-t DAEMON] ...` aimed at a node's control sockets (`ovs-vswitchd` unless
+    the user names `ovsdb-server`, or a socket path of their own); other commands unchanged."""
+    if PurePosixPath(argv[0]).name != "ovs-appctl":
+        return argv
+    out = [argv[0]]
+    rest = list(argv[1:])
+    target = None
+    while rest and rest[0].startswith("-"):
+        opt = rest.pop(0)
+        if opt in ("-t", "--target") and rest:
+            target = rest.pop(0)
+        elif opt.startswith("--target="):
+            target = opt.split("=", 1)[1]
+        else:
+            out.append(opt)
+    if target is None or target in OVS_DAEMONS:
+        target = str(d / f"{target or 'ovs-vswitchd'}.ctl")
+    return out + [f"--target={target}", *rest]
+
+
 def _arp_reply(ip: IPv4Address, mac: str) -> str:
     return (f"table=10,priority=100,arp,arp_op=1,arp_tpa={ip},actions="
             f"move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:{mac}->eth_src,set_field:2->arp_op,"
@@ -421,6 +470,71 @@ class TunnelModel(NetworkModel):
         address of the device towards the pod (gw0 / cni0, or the VXLAN device's)."""
         extra = (vtep_ip(node),) if cluster.network.switch == "linux-bridge" else ()
         return (node.eth0.ip, node.pod_gateway) + extra
+
+    # -- trace -----------------------------------------------------------------------------
+    def trace_into_switch(self, lab: Lab, cluster: ClusterInfo, netns: str, ifname: str,
+                          packet) -> SwitchQuery | None:
+        """A pod's `eth0` or a node stack's `gw0` lead into br-int: trace the packet there,
+        with the MACs it carries (the pod's own and its gateway's; OVS answers every ARP)."""
+        if cluster.network.switch != "ovs":
+            return None
+        for node in cluster.nodes:
+            if netns == node.netns and ifname == GW_PORT:
+                return _switch_query(lab, cluster, node, GW_PORT, packet, mac_of(node.pod_gateway),
+                                     mac_of(IPv4Address(packet.daddr)))
+            for pod in cluster.pods_on(node.name):
+                if netns == pod.netns and ifname == "eth0":
+                    return _switch_query(lab, cluster, node, pod.host_ifname, packet, mac_of(pod.ip),
+                                         mac_of(node.pod_gateway))
+        return None
+
+    def trace_switch_result(self, lab: Lab, cluster: ClusterInfo, query: SwitchQuery,
+                            result) -> tuple[str | None, dict | None, SwitchQuery | None]:
+        """br-int's output port by name; if it pushed a VXLAN header, the underlay hop and the
+        far node's br-int (in_port vxlan0, with the tunnel metadata it will see)."""
+        node = cluster.node(query.node)
+        output = _port_name(cluster, node, result.output_port)
+        tun = result.tunnel
+        if not tun:
+            return output, None, None
+        far = next((n for n in cluster.nodes if str(n.eth0.ip) == tun["dst"]), None)
+        underlay = {"encap": "vxlan", "vni": tun["vni"], "outer_src": tun["src"], "outer_dst": tun["dst"],
+                    "dst_port": tun["dst_port"], "from_object": f"{cluster.name}/{node.name}",
+                    "to_object": f"{cluster.name}/{far.name}" if far else None,
+                    "via": lab.vpc_of_subnet(node.eth0.subnet).name}
+        if far is None:
+            return output, underlay, None
+        nxt = _switch_query(lab, cluster, far, TUN_PORT, query.packet, mac_of(node.pod_gateway),
+                            mac_of(far.pod_gateway),
+                            extra=f"tun_id={tun['vni']},tun_src={tun['src']},tun_dst={tun['dst']}")
+        return output, underlay, nxt
+
+    def trace_encap(self, lab: Lab, cluster: ClusterInfo, netns: str, ifname: str,
+                    gateway: str | None) -> dict | None:
+        """linux-bridge: the node stack routes a remote pod CIDR into the VXLAN device, via the
+        far node's VTEP address; the FDB sends that to the far node's IP."""
+        t = cluster.network
+        if t.switch != "linux-bridge" or ifname != vtep_device(t.vni):
+            return None
+        node = next((n for n in cluster.nodes if n.netns == netns), None)
+        if node is None:
+            return None
+        far = next((r for r in cluster.nodes if gateway and str(vtep_ip(r)) == gateway), None)
+        return {"encap": "vxlan", "vni": t.vni, "outer_src": str(node.eth0.ip),
+                "outer_dst": str(far.eth0.ip) if far else None, "dst_port": t.port,
+                "from_object": f"{cluster.name}/{node.name}", "to_object": f"{cluster.name}/{far.name}" if far else None,
+                "via": lab.vpc_of_subnet(node.eth0.subnet).name}
+
+    # -- exec ------------------------------------------------------------------------------
+    def exec_argv(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo, argv: list[str]) -> list[str]:
+        """Open vSwitch's clients find a node's own daemons: `OVS_RUNDIR` is the node's
+        directory (ovs-vsctl's default database `db.sock`, ovs-ofctl's `<bridge>.mgmt`);
+        ovs-appctl looks its target up by pidfile and `<daemon>.<pid>.ctl`, which the node's
+        daemons (started with a fixed `--unixctl` path) do not have, so its target is given."""
+        if cluster.network.switch != "ovs" or not argv:
+            return argv
+        d = node_dir(lab.name, cluster.name, node.name)
+        return ["env", f"OVS_RUNDIR={d}", f"OVS_DBDIR={d}", *ovs_appctl_target(argv, d)]
 
     # -- show ------------------------------------------------------------------------------
     def show(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[ShowCommand]:

@@ -6,6 +6,12 @@ On a node, each pod is a routed veth: the pod holds its address as /32 with a de
 via the node's pod gateway address (carried by the node-side veth, so the pod's ARP for it
 is answered), and the node routes each local pod address to its veth. All pod traffic thus
 crosses the node's IP stack, where kube-proxy's rules see it.
+
+Masquerade, as the service does it: pod traffic keeps the pod IP toward the container CIDR
+and the cluster's non-masquerade CIDRs (`non_masquerade_cidrs`, by default the private
+ranges 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16), and is SNATed to the node IP toward
+anything else (the internet: then the node's EIP or a NAT gateway takes it on). Each node
+holds the rule as an iptables chain NETLAB-VPC-SNAT in POSTROUTING, as ip-masq-agent does.
 """
 
 from __future__ import annotations
@@ -13,12 +19,17 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Literal
 
+from pydantic import Field
+
 from netlab.cloud.vpc import DEFAULT, attach_ops, no_icmp_ratelimit
-from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, VpcRoute
+from netlab.lab.model import ClusterInfo, Lab, ModelInfo, NodeInfo, PodInfo, VpcRoute
 from netlab.models.base import Allocation, NetworkModel
 from netlab.models.common import node_blocks, pods_from_blocks
-from netlab.plan.ops import AddAddress, AddNetns, AddRoute, AddVeth, Op, SetLink, Sysctl
-from netlab.scenario.types import ClusterBase, NodeCidrFields
+from netlab.plan.ops import AddAddress, AddNetns, AddRoute, AddVeth, IptablesRestore, Op, SetLink, Sysctl
+from netlab.scenario.types import Cidr, ClusterBase, NodeCidrFields
+
+# The service's default: the private ranges (RFC 1918).
+NON_MASQUERADE_DEFAULT = [IPv4Network("10.0.0.0/8"), IPv4Network("172.16.0.0/12"), IPv4Network("192.168.0.0/16")]
 
 
 class Cluster(ClusterBase, NodeCidrFields):
@@ -26,6 +37,16 @@ class Cluster(ClusterBase, NodeCidrFields):
     node, and the VPC route table routes each block to its node."""
 
     model: Literal["vpc"]
+    non_masquerade_cidrs: list[Cidr] = Field(
+        default_factory=lambda: list(NON_MASQUERADE_DEFAULT),
+        description="destinations pods reach with their own IP; anything else is SNATed to the node IP")
+
+
+class VpcNetwork(ModelInfo):
+    """The vpc model's decisions for a cluster: where pods keep their own address."""
+
+    type: Literal["vpc"] = "vpc"
+    non_masquerade_cidrs: list[IPv4Network]
 
 
 class VpcModel(NetworkModel):
@@ -39,15 +60,22 @@ class VpcModel(NetworkModel):
         return node.eth0.ip
 
     def egress_source(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
-        """The source a VPC host sees for a pod's traffic: the pod's own address (no SNAT)."""
+        """The source a VPC host sees for a pod's traffic with the default non-masquerade
+        CIDRs: the pod's own address (no SNAT)."""
         return pod.ip
+
+    def source_towards(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, dst: IPv4Address) -> IPv4Address:
+        """The pod IP toward the container CIDR and the non-masquerade CIDRs, else the node IP."""
+        keep = [cluster.container_cidr] + list(cluster.network.non_masquerade_cidrs)
+        return pod.ip if any(dst in net for net in keep) else node.eth0.ip
 
     def allocate(self, spec, nodes: list[NodeInfo], path, ctx) -> Allocation:
         nodes = node_blocks(spec, nodes, path, ctx)
         routes = [VpcRoute(destination=n.pod_cidr, nexthop=n.eth0.ip, owner=f"{spec.name}/{n.name}")
                   for n in nodes]
         return Allocation(nodes=nodes, pods=pods_from_blocks(spec, nodes, path, ctx),
-                          mtu=ctx.underlay_mtu, routes=routes)
+                          mtu=ctx.underlay_mtu, routes=routes,
+                          network=VpcNetwork(non_masquerade_cidrs=spec.non_masquerade_cidrs))
 
     def ops(self, lab: Lab, cluster: ClusterInfo) -> list[Op]:
         out: list[Op] = []
@@ -57,6 +85,7 @@ class VpcModel(NetworkModel):
             out += attach_ops(lab, node.netns, node.eth0)
         for pod in cluster.pods:
             out += self.pod_ops(lab, cluster, pod)
+        out += [masquerade(lab, cluster, node) for node in cluster.nodes]
         return out
 
     def pod_ops(self, lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
@@ -76,6 +105,21 @@ class VpcModel(NetworkModel):
             AddRoute(pod.netns, IPv4Network(f"{gw}/32"), dev="eth0", scope_link=True),
             AddRoute(pod.netns, DEFAULT, via=gw, dev="eth0"),
         ]
+
+
+def masquerade(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> IptablesRestore:
+    """The node's pod-egress SNAT: RETURN for what keeps the pod IP, MASQUERADE the rest."""
+    cidr = cluster.container_cidr
+    lines = ["*nat", ":NETLAB-VPC-SNAT - [0:0]",
+             '-A POSTROUTING -m comment --comment "netlab: pod traffic leaving the cluster" -j NETLAB-VPC-SNAT',
+             f"-A NETLAB-VPC-SNAT ! -s {cidr} -j RETURN",
+             f'-A NETLAB-VPC-SNAT -d {cidr} -m comment --comment "pod to pod" -j RETURN']
+    lines += [f'-A NETLAB-VPC-SNAT -d {net} -m comment --comment "non-masquerade CIDR" -j RETURN'
+              for net in cluster.network.non_masquerade_cidrs]
+    lines += [f'-A NETLAB-VPC-SNAT -m comment --comment "netlab {lab.name}: to the node IP" -j MASQUERADE',
+              "COMMIT"]
+    return IptablesRestore(node.netns, "\n".join(lines) + "\n",
+                           purpose="pod egress SNAT beyond the non-masquerade CIDRs")
 
 
 MODEL = VpcModel()

@@ -133,6 +133,7 @@ class AddRoute(Op):
     src: IPv4Address | None = None
     scope_link: bool = False
     onlink: bool = False  # the gateway is on the link even though no address says so
+    table: int | None = None  # a policy-routing table (default: main)
 
     def __str__(self) -> str:
         dst = "default" if self.destination.prefixlen == 0 else str(self.destination)
@@ -147,6 +148,28 @@ class AddRoute(Op):
             parts.append(f"src {self.src}")
         if self.onlink:
             parts.append("onlink")
+        if self.table is not None:
+            parts.append(f"table {self.table}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class AddRule(Op):
+    """A policy-routing rule: `ip rule add priority P [from SRC] lookup TABLE
+    [suppress_prefixlength N]`."""
+
+    priority: int
+    table: int
+    src: IPv4Network | None = None
+    suppress_prefixlength: int | None = None
+
+    def __str__(self) -> str:
+        parts = [f"ip -n {self.netns} rule add priority {self.priority}"]
+        if self.src is not None:
+            parts.append(f"from {self.src.network_address if self.src.prefixlen == 32 else self.src}")
+        parts.append(f"lookup {'main' if self.table == 254 else self.table}")
+        if self.suppress_prefixlength is not None:
+            parts.append(f"suppress_prefixlength {self.suppress_prefixlength}")
         return " ".join(parts)
 
 
@@ -157,6 +180,7 @@ class StartProcess(Op):
     name: str
     argv: tuple[str, ...]
     ready_file: str | None = None
+    ready_timeout: float = 60.0  # seconds to wait for the ready file
 
     def __str__(self) -> str:
         return f"ip netns exec {self.netns} {' '.join(self.argv)} &  # {self.name}"
@@ -291,6 +315,25 @@ class AddVxlan(Op):
 
 
 @dataclass(frozen=True)
+class AddMachineVxlan(Op):
+    """A kernel VXLAN device created inside lab namespace `netns` whose underlay is the
+    machine's own network namespace (the one netlab runs in): its UDP socket is bound there
+    to `local`, so frames travel between the machines of a split lab over the machine's own
+    network (docs/scale-out.md). The machine's namespace gets a socket, no link, address or
+    route."""
+
+    ifname: str
+    vni: int
+    local: IPv4Address
+    port: int
+    mtu: int
+
+    def __str__(self) -> str:
+        return (f"ip link add {self.ifname} netns {self.netns} mtu {self.mtu} type vxlan "
+                f"id {self.vni} local {self.local} dstport {self.port}  # socket in this machine's netns")
+
+
+@dataclass(frozen=True)
 class AddFdb(Op):
     """A static forwarding entry on a VXLAN device: frames for `mac` go to the VTEP at `dst`."""
 
@@ -408,11 +451,15 @@ class OvsConfigure(Op):
         out += [("del-port", p.bridge, p.name) for p in self.del_ports]
         return out
 
-    def __str__(self) -> str:
-        argv = ["ovs-vsctl", f"--db=unix:{self.db}", "--timeout=30"] + ([] if self.wait else ["--no-wait"])
+    def argv(self) -> list[str]:
+        """The `ovs-vsctl` call that does the same (no shell quoting)."""
+        out = ["ovs-vsctl", f"--db=unix:{self.db}", "--timeout=30"] + ([] if self.wait else ["--no-wait"])
         for cmd in self.commands():
-            argv += ["--", *cmd]
-        return " ".join(_quote(a) for a in argv)
+            out += ["--", *cmd]
+        return out
+
+    def __str__(self) -> str:
+        return " ".join(_quote(a) for a in self.argv())
 
 
 @dataclass(frozen=True)
@@ -422,8 +469,11 @@ class OvsSync(Op):
 
     db: str
 
+    def argv(self) -> list[str]:
+        return ["ovs-vsctl", f"--db=unix:{self.db}", "--timeout=30", "sync"]
+
     def __str__(self) -> str:
-        return f"ovs-vsctl --db=unix:{self.db} --timeout=30 sync"
+        return " ".join(self.argv())
 
 
 def _value(v: str) -> str:

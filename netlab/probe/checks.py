@@ -47,6 +47,14 @@ class CheckSpec:
     blocked_by: str | None = None  # "reject" (ICMP unreachable or RST) | "drop" (silence)
     min_rtt_ms: float | None = None  # ICMP: every round trip must take at least this long
     size: int | None = None  # ICMP only: the IP packet's total length, sent with DF set
+    # HTTP and HTTPS (proto "http" | "https"): the request, and what the answer must show.
+    host: str | None = None  # the Host header, and the TLS server name (SNI, verified)
+    path: str = "/"
+    ca_pem: str | None = None  # https: the CA the server's certificate must chain to
+    expect_status: int | None = None  # default: 2xx (a backend answered)
+    expect_forwarded_for: str | None = None  # the last address of X-Forwarded-For
+    # Checks counting answers that share a round robin take turns (default: same target).
+    turn: str | None = None
 
 
 def _service_port(obj: Obj) -> tuple[str, int | None]:
@@ -126,16 +134,17 @@ def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
                 src=_name(src), src_netns=src.netns, src_ip=src.ip, dst=_name(dst), dst_ip=dst.ip,
                 port=None, proto="icmp", expect=expect, size=size,
                 **sniff(with_pods[0], model.ENCAP if expect == "reach" else "absent")))
-    for host in lab.hosts:
+    hosts = lab.hosts_in(lab.vpc_of_cluster(cluster))  # a peered VPC's: netlab.probe.edge_checks
+    for host in hosts:
         for node in with_pods:
             out.append(_check("VPC host→pod", host, by_node[node.name][0], expect_source=host.eth0.ip,
                               expect=model.VPC_HOST_TO_POD))
     for node in with_pods:
         pod = by_node[node.name][0]
-        for host in lab.hosts:
+        for host in hosts:
             if host.ports:
-                out.append(_check("pod→VPC host", pod, host, expect_source=model.egress_source(cluster, node, pod),
-                                  **sniff(node, "none")))
+                out.append(_check("pod→VPC host", pod, host, **sniff(node, "none"),
+                                  expect_source=model.source_towards(cluster, node, pod, host.eth0.ip)))
     return out
 
 
@@ -147,14 +156,26 @@ def explicit(lab: Lab) -> list[CheckSpec]:
         dst = refs.lookup(lab, name)
         proto = c.proto or ("tcp" if port else "icmp")
         source = refs.lookup(lab, c.source).ip if c.source else None
+        web = proto in ("http", "https")
+        if web:
+            port = port or (443 if proto == "https" else 80)
         target = f"{dst.name}:{port}" if port else dst.name
+        backend = c.backend or (dst.name if dst.kind in ("pod", "host", "node") and proto != "icmp" else None)
+        request = f" {c.host or ''}{c.path or '/'}" if web else ""
         out.append(CheckSpec(
-            name=f"scenario check: {src.name} → {target} {proto}", src=src.name, src_netns=src.netns,
+            name=f"scenario check: {src.name} → {target} {proto}{request}", src=src.name, src_netns=src.netns,
             src_ip=src.ip, dst=dst.name, dst_ip=dst.ip, port=port, proto=proto, expect=c.expect,
-            expect_source=source,
-            expect_backend=dst.name if dst.kind in ("pod", "host", "node") and proto != "icmp" else None,
-            **_explicit_sniff(lab, src)))
+            expect_source=source, expect_backend=backend, **_explicit_sniff(lab, src), **_web(lab, c)))
     return out
+
+
+def _web(lab: Lab, c) -> dict:
+    """An explicit HTTP(S) check's request: Host (and SNI, verified against the lab's CA), path."""
+    if c.proto not in ("http", "https"):
+        return {}
+    from netlab.ingress.certs import ca_pem
+
+    return {"host": c.host, "path": c.path or "/", "ca_pem": ca_pem(lab.name) if c.proto == "https" else None}
 
 
 def _explicit_sniff(lab: Lab, src: refs.Target) -> dict:
@@ -183,9 +204,11 @@ def impairment_checks(lab: Lab) -> list[CheckSpec]:
 
 
 def matrix(lab: Lab) -> list[CheckSpec]:
+    from netlab.probe.edge_checks import edge_matrix
+    from netlab.probe.lb_checks import lb_matrix
     from netlab.probe.service_checks import service_matrix
 
     out = []
     for cluster in lab.clusters:
         out += cluster_matrix(lab, cluster) + service_matrix(lab, cluster)
-    return out + impairment_checks(lab) + explicit(lab)
+    return out + edge_matrix(lab) + lb_matrix(lab) + impairment_checks(lab) + explicit(lab)

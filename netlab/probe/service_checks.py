@@ -14,6 +14,7 @@ import math
 from ipaddress import IPv4Address
 
 from netlab import models
+from netlab.ingress.addon import is_controller
 from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, ServiceInfo
 from netlab.lab.services import selected, target_port
 from netlab.probe.checks import CheckSpec
@@ -54,6 +55,8 @@ def _node_addresses(cluster: ClusterInfo, node: NodeInfo) -> tuple[IPv4Address, 
 def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
     out: list[CheckSpec] = []
     for info in cluster.services:
+        if is_controller(info):
+            continue  # nginx answers it, not the agent: netlab.probe.lb_checks probes it over HTTP
         index = next((i for i, p in enumerate(info.spec.ports) if p.protocol == "TCP"), 0)
         port = info.spec.ports[index]
         proto = port.protocol.lower()
@@ -86,7 +89,7 @@ def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
             src_netns=node.netns, src_ip=node.eth0.ip, proto=proto, count=_connections(len(eps)),
             allowed_backends=tuple(f"{cluster.name}/{e.name}" for e in eps),
             spread=_spread(affinity, len(eps)), allowed_sources=_node_addresses(cluster, node), **base))
-        for host in lab.hosts[:1]:
+        for host in lab.hosts_in(lab.vpc_of_cluster(cluster))[:1]:
             out.append(CheckSpec(
                 name=f"VPC host→ClusterIP (outside the cluster): {host.name} → {svc}", src=host.name,
                 src_netns=host.netns, src_ip=host.eth0.ip, proto=proto, expect="blocked", **base))
@@ -94,7 +97,7 @@ def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
         if info.spec.type == "ClusterIP" or not port.nodePort:
             continue
         local = info.spec.externalTrafficPolicy == "Local"
-        for host in lab.hosts[:1]:
+        for host in lab.hosts_in(lab.vpc_of_cluster(cluster))[:1]:
             for node in cluster.nodes:
                 on_node = [e for e in eps if e.node == node.name]
                 target = dict(dst=f"{cluster.name}/{node.name}", dst_ip=node.eth0.ip, port=port.nodePort)

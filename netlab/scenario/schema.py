@@ -15,6 +15,11 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
+from netlab.cloud.eip import Eip
+from netlab.cloud.elb import Elb
+from netlab.cloud.internet import Internet
+from netlab.cloud.natgw import NatGateway
+from netlab.cloud.peering import Peering
 from netlab.models import registry
 from netlab.scenario.types import (Check, ClusterBase, Host, Impairment, LabName, Strict, Vpc,  # noqa: F401
                                    LAB_NAME_MAX, NAME_PATTERN, Name, Port, Service, ServicePort)
@@ -34,6 +39,13 @@ class Scenario(Strict):
     clusters: list[Cluster] = Field(default_factory=list)  # type: ignore[valid-type]
     impair: list[Impairment] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)
+    # The cloud around the clusters (netlab/cloud/).
+    internet: Internet | None = Field(default=None, description="public clients and servers, and the EIP pool")
+    eips: list[Eip] = Field(default_factory=list, description="EIPs bound to nodes, VPC hosts, eni pods")
+    nat_gateways: list[NatGateway] = Field(default_factory=list)
+    peerings: list[Peering] = Field(default_factory=list)
+    elbs: list[Elb] = Field(default_factory=list, description="load balancers (shared or dedicated) for "
+                                                               "LoadBalancer Services and Ingress")
 
     def all_vpcs(self) -> list[Vpc]:
         return [self.vpc] + list(self.vpcs)

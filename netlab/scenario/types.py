@@ -80,6 +80,17 @@ class Subnet(Strict):
     cidr: Cidr
 
 
+class RouteEntry(Strict):
+    """A custom route of a VPC route table, as the service's route table holds them: a
+    destination and a named next hop (the route entries a peering needs are written by hand,
+    as in the service)."""
+
+    destination: Cidr
+    nexthop: str = Field(examples=["peering/vpc-peer"],
+                         description="peering/<name> (a VPC peering connection) or natgw/<name> "
+                                     "(a NAT gateway of this VPC)")
+
+
 class Vpc(Strict):
     name: Name = Field(default="vpc", description="the VPC's name (its router's namespace)")
     cidr: Cidr = IPv4Network("192.168.0.0/16")
@@ -88,6 +99,8 @@ class Vpc(Strict):
         default_factory=lambda: [Subnet(name="nodes", cidr=IPv4Network("192.168.0.0/24"))],
         min_length=1,
     )
+    routes: list[RouteEntry] = Field(default_factory=list,
+                                     description="custom routes (peering, NAT gateway) of the VPC route table")
 
 
 class Host(Strict):
@@ -150,6 +163,91 @@ class Service(Strict):
     loadBalancerIP: Address | None = None
     loadBalancerSourceRanges: list[Cidr] = Field(default_factory=list)
     healthCheckNodePort: NodePort | None = None
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="metadata.annotations; a LoadBalancer Service takes its ELB from kubernetes.io/elb.id "
+                    "(or kubernetes.io/elb.autocreate) and kubernetes.io/elb.class, as on the service")
+
+
+# -- Ingress (networking.k8s.io/v1), as full Kubernetes objects -------------------------------
+
+# An Ingress rule's host: a DNS name (RFC 1123 subdomain), or `*.` followed by one; as the API
+# server validates `spec.rules[].host` (no IP address, no port).
+HOST_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+IngressHost = Annotated[str, StringConstraints(pattern=HOST_PATTERN, max_length=253)]
+
+
+class ObjectMeta(Strict):
+    name: Name
+    namespace: Name = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ServiceBackendPort(Strict):
+    """`number` or `name` (a port name of the Service), exactly one."""
+
+    number: PortNumber | None = None
+    name: Name | None = None
+
+
+class IngressServiceBackend(Strict):
+    name: Name
+    port: ServiceBackendPort
+
+
+class IngressBackend(Strict):
+    service: IngressServiceBackend
+
+
+class HTTPIngressPath(Strict):
+    path: str | None = Field(default=None, description="an absolute path; required for Exact and Prefix")
+    pathType: Literal["Exact", "Prefix", "ImplementationSpecific"]
+    backend: IngressBackend
+
+
+class HTTPIngressRuleValue(Strict):
+    paths: list[HTTPIngressPath] = Field(min_length=1)
+
+
+class IngressRule(Strict):
+    host: IngressHost | None = Field(default=None, description="a DNS name, or *.<name> (one label); "
+                                                               "default: every host")
+    http: HTTPIngressRuleValue | None = None
+
+
+class IngressTLS(Strict):
+    hosts: list[IngressHost] = Field(default_factory=list)
+    secretName: Name | None = Field(default=None, description="a kubernetes.io/tls Secret; the lab generates it")
+
+
+class IngressSpec(Strict):
+    ingressClassName: Name | None = Field(default=None, description="cce (the ELB's layer 7) or nginx "
+                                                                     "(the NGINX Ingress Controller add-on)")
+    defaultBackend: IngressBackend | None = None
+    tls: list[IngressTLS] = Field(default_factory=list)
+    rules: list[IngressRule] = Field(default_factory=list)
+
+
+class Ingress(Strict):
+    """A networking.k8s.io/v1 Ingress, as `kubectl apply` takes it."""
+
+    apiVersion: Literal["networking.k8s.io/v1"]
+    kind: Literal["Ingress"]
+    metadata: ObjectMeta
+    spec: IngressSpec
+
+
+class NginxIngress(Strict):
+    """The NGINX Ingress Controller add-on: nginx pods on the cluster's nodes (namespace
+    kube-system) behind a LoadBalancer Service whose annotations choose its ELB."""
+
+    replicas: int = Field(default=2, ge=1, le=20)
+    nodes: list[Name] = Field(default_factory=list, description="nodes to spread over; default: all")
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="of its LoadBalancer Service: kubernetes.io/elb.id or "
+                                          "kubernetes.io/elb.autocreate, kubernetes.io/elb.class")
+    externalTrafficPolicy: Literal["Cluster", "Local"] = "Cluster"
 
 
 class ClusterBase(Strict):
@@ -163,6 +261,9 @@ class ClusterBase(Strict):
     nodes: list[Node] = Field(min_length=1)
     pods: list[Pod] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
+    ingresses: list[Ingress] = Field(default_factory=list, description="networking.k8s.io/v1 Ingress objects")
+    nginx_ingress: NginxIngress | None = Field(default=None, description="the NGINX Ingress Controller add-on "
+                                                                         "(serves ingressClassName: nginx)")
 
 
 class NodeCidrFields(BaseModel):
@@ -181,11 +282,14 @@ class Check(Strict):
 
     from_: str = Field(alias="from")
     to: str
-    proto: Literal["tcp", "udp", "icmp"] | None = Field(
+    proto: Literal["tcp", "udp", "icmp", "http", "https"] | None = Field(
         default=None, description="default: tcp when a port is given, else icmp")
     expect: Literal["reach", "blocked"] = "reach"
     source: str | None = Field(
         default=None, description="the source address (or object) the server must see")
+    host: IngressHost | None = Field(default=None, description="http/https: the Host header (and SNI)")
+    path: str | None = Field(default=None, description="http/https: the request path (default /)")
+    backend: str | None = Field(default=None, description="the pod (CLUSTER/POD) that must answer")
 
 
 Duration = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(us|ms|s)$")]

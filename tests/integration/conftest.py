@@ -55,3 +55,15 @@ def lab():
         leftovers = [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]
         assert not leftovers, f"namespaces left behind: {leftovers}"
 
+
+
+def module_lab(file: str, name: str):
+    """The body of a module-scoped fixture (`yield from module_lab(FILE, NAME)`): the lab up
+    once for the module, the host's state from before it yielded, nothing left afterwards."""
+    before = host_state()
+    done = netlab("up", file, "--name", name)
+    assert done.returncode == 0, done.stderr
+    yield before
+    if os.path.isdir(f"/run/netlab/{name}"):
+        netlab("down", name)
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]

@@ -371,3 +371,18 @@ def test_kernel_datapath(monkeypatch):
         assert all(r.encap == "vxlan" for r in results if r.spec.name.startswith("pod→pod across nodes"))
     finally:
         executor.down(lab.name)
+
+
+def test_exec_points_ovs_clients_at_the_nodes_own_daemons(lab):
+    lab("scenarios/tunnel-basic.yaml", "tr-exec")
+    show = netlab("exec", "tr-exec", "node-1", "--", "ovs-vsctl", "show")
+    assert show.returncode == 0, show.stderr
+    assert "Bridge br-int" in show.stdout and "vxlan0" in show.stdout
+    flows = netlab("exec", "tr-exec", "c1/node-2", "--", "ovs-ofctl", "dump-flows", "br-int")
+    assert flows.returncode == 0 and "resubmit(,20)" in flows.stdout
+    dp = netlab("exec", "tr-exec", "node-3", "--", "ovs-appctl", "dpctl/show")
+    assert dp.returncode == 0 and "lookups:" in dp.stdout
+    db = netlab("exec", "tr-exec", "node-1", "--", "ovs-appctl", "-t", "ovsdb-server", "version")
+    assert db.returncode == 0 and "ovsdb-server" in db.stdout
+    pod = netlab("exec", "tr-exec", "web-1", "--", "ip", "-br", "address", "show", "eth0")
+    assert "172.16.0.2/24" in pod.stdout
