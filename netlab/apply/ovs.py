@@ -248,24 +248,27 @@ def configure(op: OvsConfigure, idl: ovs.db.idl.Idl) -> None:
 
 def sync(op: OvsSync, idl: ovs.db.idl.Idl) -> None:
     """Wait until ovs-vswitchd has applied the configuration the database asks for now (its
-    `next_cfg`, bumped by every `OvsConfigure`), then check every interface."""
+    `next_cfg`, bumped by every `OvsConfigure`), then check the interfaces named."""
     idl.run()
     roots = list(idl.tables["Open_vSwitch"].rows.values())
     if not roots:
         raise ApplyError(f"the database at {op.db} has no Open_vSwitch row (needs init)")
-    _await_vswitchd(idl, roots[0].next_cfg, time.monotonic() + TIMEOUT, op.db, None)
+    _await_vswitchd(idl, roots[0].next_cfg, time.monotonic() + TIMEOUT, op.db, list(op.interfaces))
+    missing = sorted(set(op.interfaces) - set(_by_name(idl, "Interface")))
+    if missing:
+        raise ApplyError(f"the database at {op.db} has no interface named {missing[0]}")
 
 
-def _await_vswitchd(idl: ovs.db.idl.Idl, target: int, deadline: float, db: str, names: list[str] | None) -> None:
-    """Until ovs-vswitchd's `cur_cfg` reaches `target`; then each interface named (all with
-    None) must have an OpenFlow port."""
+def _await_vswitchd(idl: ovs.db.idl.Idl, target: int, deadline: float, db: str, names: list[str]) -> None:
+    """Until ovs-vswitchd's `cur_cfg` reaches `target`; then each interface named must have
+    an OpenFlow port."""
     def applied() -> bool:
         rows = list(idl.tables["Open_vSwitch"].rows.values())
         return bool(rows) and rows[0].cur_cfg >= target
 
     _wait(idl, applied, deadline, f"ovs-vswitchd (database {db}) applying the configuration")
     interfaces = _by_name(idl, "Interface")
-    for name in interfaces if names is None else names:
+    for name in names:
         iface = interfaces.get(name)
         if iface is not None and iface.ofport == [-1]:
             raise ApplyError(f"could not add network device {name} to ofproto "

@@ -265,7 +265,9 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> tuple[list[O
     ports += [_pod_port(lab, cluster, node, pod) for pod in pods]
     out.append(OvsConfigure(node.netns, sock, bridges=tuple(bridges), ports=tuple(ports), init=True, wait=False))
 
-    first, out = out, [OvsSync(node.netns, sock)]  # br-phy and gw0 exist once it returns
+    # br-phy and gw0 exist once ovs-vswitchd has given every interface its OpenFlow port.
+    interfaces = tuple(b.name for b in bridges) + tuple(p.name for p in ports)
+    first, out = out, [OvsSync(node.netns, sock, interfaces)]
     if netdev:
         out += [SetLink(node.netns, BR_PHY),
                 AddAddress(node.netns, BR_PHY, node.eth0.address),

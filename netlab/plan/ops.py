@@ -465,15 +465,21 @@ class OvsConfigure(Op):
 @dataclass(frozen=True)
 class OvsSync(Op):
     """Wait until a node's ovs-vswitchd has applied every transaction of its database so far
-    (after `OvsConfigure(wait=False)`), and every interface has an OpenFlow port."""
+    (after `OvsConfigure(wait=False)`) and has given each of `interfaces` an OpenFlow port.
+    Prints as the `ovs-vsctl wait-until` calls that wait for those ports (ovs-vsctl has no
+    command that waits for a configuration without changing one)."""
 
     db: str
+    interfaces: tuple[str, ...] = ()
 
     def argv(self) -> list[str]:
-        return ["ovs-vsctl", f"--db=unix:{self.db}", "--timeout=30", "sync"]
+        out = ["ovs-vsctl", f"--db=unix:{self.db}", "--timeout=30"]
+        for name in self.interfaces:
+            out += ["--", "wait-until", "Interface", name, "ofport>0"]
+        return out
 
     def __str__(self) -> str:
-        return " ".join(self.argv())
+        return " ".join(_quote(a) for a in self.argv())
 
 
 def _value(v: str) -> str:
@@ -513,7 +519,7 @@ class OvsAppctl(Op):
 
 
 def _quote(arg: str) -> str:
-    return f"'{arg}'" if any(c in arg for c in ' "{}') else arg
+    return f"'{arg}'" if any(c in arg for c in ' "{}<>') else arg
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import pytest
 from netlab.models.tunnel import node_dir
 from netlab.plan import OvsConfigure, OvsPort, OvsSync
 from netlab.plan.planner import build
-from tests.integration.test_tunnel import lab_up, netlab, read_lab
+from tests.integration.test_tunnel import SCENARIOS, lab_up, netlab, read_lab
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: builds network namespaces")
 
@@ -173,9 +173,11 @@ def test_refused_transactions_say_why_and_change_nothing(lab):
         # Without waiting, the transaction returns once committed; the sync finds the refusal.
         ovs.configure(OvsConfigure(node.netns, sock, ports=(OvsPort("br-int", "nodev1"),), wait=False), idl)
         with pytest.raises(ApplyError, match="could not add network device nodev1 .*No such device"):
-            ovs.sync(OvsSync(node.netns, sock), idl)
+            ovs.sync(OvsSync(node.netns, sock, ("gw0", "nodev1")), idl)
         ovs.configure(OvsConfigure(node.netns, sock, del_ports=(OvsPort("br-int", "nodev1"),)), idl)
-        ovs.sync(OvsSync(node.netns, sock), idl)
+        ovs.sync(OvsSync(node.netns, sock, ("gw0",)), idl)
+        with pytest.raises(ApplyError, match="no interface named nodev1"):
+            ovs.sync(OvsSync(node.netns, sock, ("gw0", "nodev1")), idl)
         assert snapshot(sock)["ports"] == before["ports"]
         assert snapshot(sock)["interfaces"].keys() == before["interfaces"].keys()
     finally:
@@ -253,3 +255,29 @@ def test_fresh_databases_are_what_ovsdb_tool_creates(tmp_path):
                           text=True, check=True).stdout.strip() == "Open_vSwitch"
     with pytest.raises(ApplyError, match="File exists"):
         ovs.create_db(OvsCreateDb("ns", str(tmp_path / "node-2" / "conf.db")))
+
+
+def test_the_printed_ovs_vsctl_calls_build_the_same_switch(tmp_path):
+    """`netlab plan --script` types the OVSDB transactions as the ovs-vsctl calls they print as
+    (`--no-wait`, then `wait-until` every interface has its OpenFlow port): the tunnel lab
+    built that way holds the same rows, and netlab's checks pass on it."""
+    import sys
+
+    name = "ov-db-script"
+    done = netlab("plan", str(SCENARIOS / "tunnel-basic.yaml"), "--script", "--name", name)
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "build.sh"
+    path.write_text(done.stdout)
+    try:
+        built = subprocess.run(["bash", str(path)], capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "PYTHON": sys.executable})
+        assert built.returncode == 0, built.stderr
+        lab = read_lab(name)
+        for node in lab.cluster("c1").nodes:
+            op = configure_op(lab, node)
+            got, want = snapshot(op.db), expected(op)
+            assert (got["bridges"], got["ports"]) == (want["bridges"], want["ports"]), node.name
+        check = netlab("check", name, "--json")
+        assert check.returncode == 0 and json.loads(check.stdout)["summary"]["failed"] == 0, check.stdout
+    finally:
+        netlab("down", name)

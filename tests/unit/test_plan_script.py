@@ -36,7 +36,8 @@ def test_arguments_are_shell_quoted():
     op = OvsConfigure("nl-t-n", "/r/db.sock", ports=(OvsPort("br-int", "gw0", mac="0a:58:ac:10:00:01"),), wait=False)
     assert script.command(op, RUN) == ["ovs-vsctl --db=unix:/r/db.sock --timeout=30 --no-wait -- add-port br-int gw0 "
                                        "-- set Interface gw0 'mac=\"0a:58:ac:10:00:01\"'"]
-    assert script.command(OvsSync("nl-t-n", "/r/db.sock"), RUN) == ["ovs-vsctl --db=unix:/r/db.sock --timeout=30 sync"]
+    assert script.command(OvsSync("nl-t-n", "/r/db.sock", ("gw0",)), RUN) == [
+        "ovs-vsctl --db=unix:/r/db.sock --timeout=30 -- wait-until Interface gw0 'ofport>0'"]
     start = script.command(StartProcess("nl-t-n", "d@c.n", ("env", "A=b c"), ready_file="/r/x.ctl"), RUN)
     assert start == ["start d@c.n nl-t-n \"/r/x.ctl\" env 'A=b c'"]
     agent = script.command(StartProcess("nl-t-vpc", "agent", ("netlab-agent", "t"), ready_file="agent.ready"), RUN)

@@ -93,7 +93,12 @@ def test_switches_apply_their_configuration_side_by_side(netdev):
     assert [ops[i].netns for i in configure] == [ops[i].netns for i in syncs]
     assert not any(ops[i].wait for i in configure)
     assert [ops[i].db for i in syncs] == [ops[i].db for i in configure]
-    assert str(ops[syncs[0]]) == f"ovs-vsctl --db=unix:{RUN}/db.sock --timeout=30 sync"
+    first = ops[configure[0]]
+    assert ops[syncs[0]].interfaces == tuple(b.name for b in first.bridges) + tuple(p.name for p in first.ports)
+    assert str(ops[syncs[0]]) == (f"ovs-vsctl --db=unix:{RUN}/db.sock --timeout=30 "
+                                  + " ".join(f"-- wait-until Interface {i} 'ofport>0'"
+                                             for i in ("br-phy", "br-int", "eth0", "gw0", "vxlan0", "veth-a-1",
+                                                       "veth-a-2")))
     assert str(ops[configure[0]]).startswith(f"ovs-vsctl --db=unix:{RUN}/db.sock --timeout=30 --no-wait -- init ")
 
 
