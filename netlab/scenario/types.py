@@ -42,10 +42,21 @@ def _cidr(value: Any) -> Any:
     if not isinstance(value, str) or not re.match(CIDR_PATTERN, value):
         raise ValueError(f"{value!r} is not an IPv4 CIDR such as 192.168.0.0/24")
     try:
-        return IPv4Network(value)
+        net = IPv4Network(value)
     except ValueError:
         net = IPv4Network(value, strict=False)
         raise ValueError(f"{value!r} has host bits set; the network is {net}") from None
+    reserved = next((r for r in _NOT_UNICAST if net.subnet_of(r)), None)
+    if reserved is not None:
+        raise ValueError(f"{value!r} is inside {reserved} ({_NOT_UNICAST[reserved]}); use a "
+                         "unicast range such as 192.168.0.0/24")
+    return net
+
+
+# Address space no lab network may use (0.0.0.0/0 and other covering ranges stay valid).
+_NOT_UNICAST = {IPv4Network("0.0.0.0/8"): "'this network'", IPv4Network("127.0.0.0/8"): "loopback",
+                IPv4Network("169.254.0.0/16"): "link-local", IPv4Network("224.0.0.0/4"): "multicast",
+                IPv4Network("240.0.0.0/4"): "reserved"}
 
 
 Address = Annotated[IPv4Address, BeforeValidator(_address),

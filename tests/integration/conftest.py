@@ -52,7 +52,7 @@ def lab():
     for name in names:
         if os.path.isdir(f"/run/netlab/{name}"):
             netlab("down", name)
-        leftovers = [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]
+        leftovers = [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}.")]
         assert not leftovers, f"namespaces left behind: {leftovers}"
 
 
@@ -66,4 +66,4 @@ def module_lab(file: str, name: str):
     yield before
     if os.path.isdir(f"/run/netlab/{name}"):
         netlab("down", name)
-    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}.")]

@@ -131,7 +131,7 @@ def test_a_stopped_backend_leaves_rotation_and_comes_back(ingress_lab):
 def test_down_leaves_the_host_as_it_was(ingress_lab):
     done = netlab("down", LAB)
     assert done.returncode == 0
-    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{LAB}-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{LAB}.")]
     assert not Path(f"/run/netlab/{LAB}").exists()
     assert host_state() == ingress_lab
 

@@ -23,7 +23,7 @@ def test_services_in_ipvs_mode(lab):
     assert "," not in checks["pod→ClusterIP: ipvs/solo → ipvs/svc/web-sticky"]["backend"]
     assert checks["NodePort (Local): ecs-1 → ipvs/svc/solo-local via node-1"]["seen_source"] == "192.168.0.12"
 
-    node = "nl-t-ipvs-ipvs-node-1"
+    node = "nl-t-ipvs.ipvs.node-1"
     ipvs = subprocess.run(["ip", "netns", "exec", node, "ipvsadm", "-Ln"], capture_output=True, text=True).stdout
     assert "TCP  10.247.0.10:80 rr" in ipvs and "-> 172.16.0.2:8080" in ipvs and "Masq" in ipvs
     assert "persistent 600" in ipvs  # web-sticky's ClientIP affinity

@@ -83,7 +83,7 @@ def test_the_ingress_scenario_resolves_both_elbs_and_their_listeners():
     assert [p.name for p in cluster.pods if p.namespace == "kube-system"] == ["nginx-ingress-controller-0",
                                                                                "nginx-ingress-controller-1"]
     assert [i.ingress_class for i in cluster.ingresses] == ["cce", "cce", "nginx"]
-    assert ("elb", None, "elb/elb-shared", "nl-ingress-elb-elb-shared") in res.objects()
+    assert ("elb", None, "elb/elb-shared", "nl-ingress.elb.elb-shared") in res.objects()
 
 
 def test_status_lists_the_elb_and_its_eip_and_pass_through_is_ipmode_proxy():
@@ -213,7 +213,7 @@ def test_the_vpc_router_steers_a_dedicated_elbs_replies_back_to_it():
             f"{elb.mark:#x}") in text
     assert f'ct direction reply ct mark {elb.mark:#x} dup to 192.168.0.254 device "br-nodes" drop' in text
     plan = build(res).ops
-    assert ops.Sysctl("nl-t-vpc", "net.bridge.bridge-nf-call-iptables", "1") in plan
+    assert ops.Sysctl("nl-t.vpc", "net.bridge.bridge-nf-call-iptables", "1") in plan
     assert elb.backend_address is None and "postrouting" not in elb_mod.ruleset(res, elb)
 
 
