@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ["PYTHONPATH"] = str(REPO)  # the lab's agent process imports this tree
 
-from netlab import plan as plan_mod  # noqa: E402
+from netlab.plan import planner as plan_mod  # noqa: E402
 from netlab.apply import executor  # noqa: E402
 from netlab.lab.resolve import resolve  # noqa: E402
 from netlab.scenario import loader  # noqa: E402
@@ -50,7 +50,34 @@ def build(text: str):
     return resolve(s, src)
 
 
-def time_up_down(text: str, repeat: int) -> tuple[list[float], list[float], int]:
+class OpClock:
+    """Seconds spent in each op type during `up` (the executor calls `on_op` before each op,
+    so an op lasts until the next one starts, the last one until `up` returns)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.count: dict[str, int] = {}
+        self._last: tuple[str, float] | None = None
+
+    def __call__(self, op) -> None:
+        self.stop()
+        self._last = (type(op).__name__, time.monotonic())
+
+    def stop(self) -> None:
+        if self._last:
+            name, since = self._last
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - since
+            self.count[name] = self.count.get(name, 0) + 1
+            self._last = None
+
+    def report(self, runs: int) -> str:
+        total = sum(self.seconds.values())
+        rows = sorted(self.seconds.items(), key=lambda kv: -kv[1])
+        return "\n".join(f"    {name:18} {self.count[name] // runs:5d} ops  {secs / runs:6.3f} s/up "
+                         f"({secs / total * 100:4.1f} %)" for name, secs in rows)
+
+
+def time_up_down(text: str, repeat: int, clock: OpClock | None = None) -> tuple[list[float], list[float], int]:
     ups, downs = [], []
     ops = 0
     for _ in range(repeat):
@@ -59,7 +86,9 @@ def time_up_down(text: str, repeat: int) -> tuple[list[float], list[float], int]
         plan = plan_mod.build(lab)
         ops = len(plan.ops)
         try:
-            executor.up(lab, plan)
+            executor.up(lab, plan, on_op=clock)
+            if clock:
+                clock.stop()
             ups.append(time.monotonic() - start)
         finally:
             start = time.monotonic()
@@ -103,6 +132,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3, help="iperf3 duration per run")
     ap.add_argument("--skip-updown", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--labs", default="ovs,lb,vpc",
+                    help="which up/down labs, comma-separated from ovs,lb,vpc (default all)")
+    ap.add_argument("--by-op", action="store_true", help="also print where `up` spends its time, per op type")
+    ap.add_argument("--prefix", default="bench",
+                    help="lab name prefix, so that benches on one machine do not collide")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/tunnel.py needs root (network namespaces)", file=sys.stderr)
@@ -110,16 +144,23 @@ def main() -> int:
 
     if not args.skip_updown:
         print(f"== up/down of a 10-node x 10-pod lab ({os.cpu_count()} CPUs), {args.repeat} runs each")
-        for label, name, model, extra in (("tunnel, Open vSwitch", "bench-up-ovs", "tunnel", "switch: ovs"),
-                                          ("tunnel, linux-bridge", "bench-up-lb", "tunnel", "switch: linux-bridge"),
-                                          ("vpc (reference)", "bench-up-vpc", "vpc", "")):
-            ups, downs, ops = time_up_down(scenario(name, model, 10, 10, extra), args.repeat)
+        wanted = args.labs.split(",")
+        for key, label, model, extra in (("ovs", "tunnel, Open vSwitch", "tunnel", "switch: ovs"),
+                                         ("lb", "tunnel, linux-bridge", "tunnel", "switch: linux-bridge"),
+                                         ("vpc", "vpc (reference)", "vpc", "")):
+            if key not in wanted:
+                continue
+            name = f"{args.prefix}-up-{key}"
+            clock = OpClock() if args.by_op else None
+            ups, downs, ops = time_up_down(scenario(name, model, 10, 10, extra), args.repeat, clock)
             print(f"{label:22} {ops:5d} ops  up {fmt(ups)}  down {fmt(downs)}")
+            if clock:
+                print(clock.report(args.repeat))
 
     if not args.skip_throughput:
-        labs = {"vpc (routed veth)": ("bench-tp-vpc", "vpc", ""),
-                "tunnel, OVS": ("bench-tp-ovs", "tunnel", "switch: ovs"),
-                "tunnel, kernel VXLAN": ("bench-tp-lb", "tunnel", "switch: linux-bridge")}
+        labs = {"vpc (routed veth)": (f"{args.prefix}-tp-vpc", "vpc", ""),
+                "tunnel, OVS": (f"{args.prefix}-tp-ovs", "tunnel", "switch: ovs"),
+                "tunnel, kernel VXLAN": (f"{args.prefix}-tp-lb", "tunnel", "switch: linux-bridge")}
         built = {}
         try:
             for label, (name, model, extra) in labs.items():

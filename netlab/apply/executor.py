@@ -91,8 +91,7 @@ def up(lab: Lab, plan: Plan, *, on_op: Callable[[Op], None] | None = None) -> No
         op: Op | None = None
         try:
             state.write(lab, phase="building", netns=lab.netns_names())
-            with Netlink() as nl:
-                ctx = Context(state, nl)
+            with Netlink() as nl, Context(state, nl) as ctx:
                 for op in plan.ops:
                     if on_op:
                         on_op(op)
@@ -127,8 +126,7 @@ def change(old: Lab, new: Lab, steps: list[list[Op]]) -> None:
         state.write(new, phase="changing", netns=both)
         op: Op | None = None
         try:
-            with Netlink() as nl:
-                ctx = Context(state, nl)
+            with Netlink() as nl, Context(state, nl) as ctx:
                 for step in steps:
                     for op in step:
                         HANDLERS[type(op)](ctx, op)

@@ -62,8 +62,8 @@ from netlab.lab.model import ClusterInfo, Lab, ModelInfo, NodeInfo, PodInfo
 from netlab.models.base import Allocation, NetworkModel, ShowCommand, SwitchQuery
 from netlab.models.common import mac_of, node_blocks, pods_from_blocks
 from netlab.plan.ops import (AddAddress, AddFdb, AddLink, AddNeigh, AddNetns, AddRoute, AddVeth, AddVxlan,
-                             DelNetns, IptablesRestore, Op, OvsAppctl, OvsCreateDb, OvsFlows, OvsVsctl, SetLink,
-                             SetOffload, StartProcess, Sysctl)
+                             DelNetns, IptablesRestore, Op, OvsAppctl, OvsBridge, OvsConfigure, OvsCreateDb, OvsFlows,
+                             OvsPort, OvsSync, SetLink, SetOffload, StartProcess, Sysctl)
 from netlab.scenario.types import ClusterBase, NodeCidrFields
 
 
@@ -138,7 +138,7 @@ def pod_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
     d = node_dir(lab.name, cluster.name, node.name)
     return (_pod_ops(cluster, node, pod, master=None, mac=mac_of(pod.ip), tx_checksum_off=netdev)
             + ([_ignore_arp(node, pod.host_ifname)] if netdev else [])
-            + [OvsVsctl(node.netns, str(d / "db.sock"), tuple(_pod_port_cmds(lab, cluster, node, pod))),
+            + [OvsConfigure(node.netns, str(d / "db.sock"), ports=(_pod_port(lab, cluster, node, pod),)),
                _flows_op(lab, cluster, node)])
 
 
@@ -150,7 +150,7 @@ def pod_remove_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
     node = cluster.node(pod.node)
     d = node_dir(lab.name, cluster.name, node.name)
     return [_flows_op(lab, cluster, node),
-            OvsVsctl(node.netns, str(d / "db.sock"), (("del-port", BR_INT, pod.host_ifname),)),
+            OvsConfigure(node.netns, str(d / "db.sock"), del_ports=(OvsPort(BR_INT, pod.host_ifname),)),
             DelNetns(pod.netns)]
 
 
@@ -182,11 +182,9 @@ def _ignore_arp(node: NodeInfo, ifname: str) -> Sysctl:
     return Sysctl(node.netns, f"net.ipv4.conf.{ifname}.arp_ignore", "8")
 
 
-def _pod_port_cmds(lab: Lab, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> list[tuple[str, ...]]:
-    return [("add-port", BR_INT, pod.host_ifname),
-            ("set", "Interface", pod.host_ifname, f"ofport_request={pod_ofport(node, pod)}"),
-            ("set", "Port", pod.host_ifname, f"external_ids:netlab-lab={lab.name}",
-             f"external_ids:netlab-pod={cluster.name}/{pod.name}")]
+def _pod_port(lab: Lab, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> OvsPort:
+    return OvsPort(BR_INT, pod.host_ifname, ofport_request=pod_ofport(node, pod),
+                   external_ids=(("netlab-lab", lab.name), ("netlab-pod", f"{cluster.name}/{pod.name}")))
 
 
 def _flows_op(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> OvsFlows:
@@ -206,12 +204,16 @@ def _snat(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> Op:
     return IptablesRestore(node.netns, rules, purpose="pod egress SNAT to the node IP")
 
 
-def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
+def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> tuple[list[Op], list[Op]]:
+    """A node on Open vSwitch, in two parts: up to its OVSDB transaction (committed without
+    waiting), and from the wait for ovs-vswitchd on. The model runs every node's first part
+    before any second one, so the switches apply their configurations side by side while
+    the next nodes are built, instead of one after the other."""
     t = cluster.network
     netdev = t.datapath == "netdev"
     d = node_dir(lab.name, cluster.name, node.name)
     db, sock = str(d / "conf.db"), str(d / "db.sock")
-    tag = f"external_ids:netlab-lab={lab.name}"
+    tag = (("netlab-lab", lab.name),)
     pods = cluster.pods_on(node.name)
     remotes = [n for n in cluster.nodes if n.name != node.name]
 
@@ -243,28 +245,23 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
                            f"--log-file={d}/ovs-vswitchd.log", "--no-chdir")),
     ]
 
-    cmds: list[tuple[str, ...]] = [("init",)]
+    bridges, ports = [], []
     if netdev:
-        cmds += [("add-br", BR_PHY),
-                 ("set", "Bridge", BR_PHY, "datapath_type=netdev", f'other_config:hwaddr="{mac_of(node.eth0.ip)}"',
-                  "fail_mode=standalone", tag),
-                 ("set", "Port", BR_PHY, tag),
-                 ("add-port", BR_PHY, "eth0"), ("set", "Port", "eth0", tag)]
-    cmds += [("add-br", BR_INT),
-             ("set", "Bridge", BR_INT, f"datapath_type={t.datapath}", "fail_mode=secure", tag),
-             ("set", "Port", BR_INT, tag),
-             ("add-port", BR_INT, GW_PORT),
-             ("set", "Interface", GW_PORT, "type=internal", f'mac="{mac_of(node.pod_gateway)}"',
-              f"mtu_request={cluster.mtu}", f"ofport_request={GW_OFPORT}"),
-             ("set", "Port", GW_PORT, tag),
-             ("add-port", BR_INT, TUN_PORT),
-             ("set", "Interface", TUN_PORT, "type=vxlan", "options:remote_ip=flow", f"options:key={t.vni}",
-              f"options:dst_port={t.port}", f"ofport_request={TUN_OFPORT}"),
-             ("set", "Port", TUN_PORT, tag)]
-    for pod in pods:
-        cmds += _pod_port_cmds(lab, cluster, node, pod)
-    out.append(OvsVsctl(node.netns, sock, tuple(cmds)))
+        bridges.append(OvsBridge(BR_PHY, datapath_type="netdev", fail_mode="standalone",
+                                 other_config=(("hwaddr", mac_of(node.eth0.ip)),), external_ids=tag))
+        ports.append(OvsPort(BR_PHY, "eth0", external_ids=tag))
+    bridges.append(OvsBridge(BR_INT, datapath_type=t.datapath, fail_mode="secure", external_ids=tag))
+    ports += [OvsPort(BR_INT, GW_PORT, type="internal", mac=mac_of(node.pod_gateway), mtu_request=cluster.mtu,
+                      ofport_request=GW_OFPORT, external_ids=tag),
+              OvsPort(BR_INT, TUN_PORT, type="vxlan",
+                      options=(("remote_ip", "flow"), ("key", str(t.vni)), ("dst_port", str(t.port))),
+                      ofport_request=TUN_OFPORT, external_ids=tag)]
+    ports += [_pod_port(lab, cluster, node, pod) for pod in pods]
+    out.append(OvsConfigure(node.netns, sock, bridges=tuple(bridges), ports=tuple(ports), init=True, wait=False))
 
+    # br-phy and gw0 exist once ovs-vswitchd has given every interface its OpenFlow port.
+    interfaces = tuple(b.name for b in bridges) + tuple(p.name for p in ports)
+    first, out = out, [OvsSync(node.netns, sock, interfaces)]
     if netdev:
         out += [SetLink(node.netns, BR_PHY),
                 AddAddress(node.netns, BR_PHY, node.eth0.address),
@@ -279,7 +276,7 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
         out += [OvsAppctl(node.netns, f"{d}/ovs-vswitchd.ctl",
                           ("tnl/neigh/set", BR_PHY, str(r.eth0.ip), mac_of(r.eth0.ip))) for r in remotes]
     out.append(_snat(lab, cluster, node))
-    return out
+    return first, out
 
 
 def _switch_query(lab: Lab, cluster: ClusterInfo, node: NodeInfo, in_port: str, p, dl_src: str, dl_dst: str,
@@ -441,13 +438,10 @@ class TunnelModel(NetworkModel):
 
     # -- plan ------------------------------------------------------------------------------
     def ops(self, lab: Lab, cluster: ClusterInfo) -> list[Op]:
-        out: list[Op] = []
-        for node in cluster.nodes:
-            if cluster.network.switch == "ovs":
-                out += ovs_node_ops(lab, cluster, node)
-            else:
-                out += bridge_node_ops(lab, cluster, node)
-        return out
+        if cluster.network.switch == "linux-bridge":
+            return [op for node in cluster.nodes for op in bridge_node_ops(lab, cluster, node)]
+        parts = [ovs_node_ops(lab, cluster, node) for node in cluster.nodes]
+        return [op for first, _ in parts for op in first] + [op for _, rest in parts for op in rest]
 
     def pod_ops(self, lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
         return pod_ops(lab, cluster, pod)

@@ -399,33 +399,138 @@ class AddNeigh(Op):
         return f"ip -n {self.netns} neigh replace {self.ip} lladdr {self.mac} dev {self.ifname} nud permanent"
 
 
+VSWITCH_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"  # Debian's openvswitch-common
+
+
 @dataclass(frozen=True)
 class OvsCreateDb(Op):
     """A fresh OVSDB database file for one node's Open vSwitch."""
 
     db: str
-    schema: str = "/usr/share/openvswitch/vswitch.ovsschema"
+    schema: str = VSWITCH_SCHEMA
 
     def __str__(self) -> str:
         return f"ovsdb-tool create {self.db} {self.schema}"
 
 
-@dataclass(frozen=True)
-class OvsVsctl(Op):
-    """One batched `ovs-vsctl` transaction against a node's own database; it returns once
-    ovs-vswitchd has applied it."""
+Pairs = tuple[tuple[str, str], ...]  # an OVSDB string map (other_config, options, external_ids), in order
 
-    db: str  # the ovsdb-server socket path
-    commands: tuple[tuple[str, ...], ...]
+
+@dataclass(frozen=True)
+class OvsBridge:
+    """A bridge as `ovs-vsctl add-br` makes it (the Bridge row, its local Port and internal
+    Interface of the same name), with the columns set on it; `external_ids` go on the Bridge
+    row and on its local Port."""
+
+    name: str
+    datapath_type: str = ""  # "" = system (the kernel datapath); netdev = userspace
+    fail_mode: str | None = None  # secure | standalone
+    other_config: Pairs = ()
+    external_ids: Pairs = ()
+
+    def vsctl(self) -> list[tuple[str, ...]]:
+        cols = [f"datapath_type={self.datapath_type}"] if self.datapath_type else []
+        cols += _map("other_config", self.other_config)
+        cols += [f"fail_mode={self.fail_mode}"] if self.fail_mode else []
+        cols += _map("external_ids", self.external_ids)
+        out: list[tuple[str, ...]] = [("add-br", self.name)]
+        out += [("set", "Bridge", self.name, *cols)] if cols else []
+        out += [("set", "Port", self.name, *_map("external_ids", self.external_ids))] if self.external_ids else []
+        return out
+
+
+@dataclass(frozen=True)
+class OvsPort:
+    """A port on `bridge` with one Interface of the same name, as `ovs-vsctl add-port` makes
+    it: the Interface's columns (`type`, `options`, `mac`, `mtu_request`, `ofport_request`)
+    and the Port's `external_ids`. In `OvsConfigure.del_ports` only `bridge` and `name` count."""
+
+    bridge: str
+    name: str
+    type: str = ""  # "" = a device of the node (a veth, eth0); internal, vxlan, ...
+    options: Pairs = ()
+    mac: str | None = None
+    mtu_request: int | None = None
+    ofport_request: int | None = None
+    external_ids: Pairs = ()
+
+    def vsctl(self) -> list[tuple[str, ...]]:
+        cols = [f"type={self.type}"] if self.type else []
+        cols += _map("options", self.options)
+        cols += [f"mac={_value(self.mac)}"] if self.mac else []
+        cols += [f"mtu_request={self.mtu_request}"] if self.mtu_request is not None else []
+        cols += [f"ofport_request={self.ofport_request}"] if self.ofport_request is not None else []
+        out: list[tuple[str, ...]] = [("add-port", self.bridge, self.name)]
+        out += [("set", "Interface", self.name, *cols)] if cols else []
+        out += [("set", "Port", self.name, *_map("external_ids", self.external_ids))] if self.external_ids else []
+        return out
+
+
+@dataclass(frozen=True)
+class OvsConfigure(Op):
+    """One OVSDB transaction against a node's own database (`db`: the ovsdb-server socket):
+    `init` creates the Open_vSwitch row if there is none, then bridges and ports are added and
+    `del_ports` removed. It returns once ovs-vswitchd has applied it, as `ovs-vsctl` does, or
+    with `wait=False` (`--no-wait`) once the database holds it, for an `OvsSync` to wait on
+    later. Prints as the `ovs-vsctl` call that does the same: each bridge followed by its ports."""
+
+    db: str
+    bridges: tuple[OvsBridge, ...] = ()
+    ports: tuple[OvsPort, ...] = ()
+    del_ports: tuple[OvsPort, ...] = ()
+    init: bool = False
+    wait: bool = True
+
+    def commands(self) -> list[tuple[str, ...]]:
+        out: list[tuple[str, ...]] = [("init",)] if self.init else []
+        new = [b.name for b in self.bridges]
+        for b in self.bridges:
+            out += b.vsctl()
+            for p in self.ports:
+                out += p.vsctl() if p.bridge == b.name else []
+        for p in self.ports:
+            out += p.vsctl() if p.bridge not in new else []
+        out += [("del-port", p.bridge, p.name) for p in self.del_ports]
+        return out
 
     def argv(self) -> list[str]:
-        out = ["ovs-vsctl", f"--db=unix:{self.db}", "--timeout=30"]
-        for cmd in self.commands:
+        """The `ovs-vsctl` call that does the same (no shell quoting)."""
+        out = ["ovs-vsctl", f"--db=unix:{self.db}", "--timeout=30"] + ([] if self.wait else ["--no-wait"])
+        for cmd in self.commands():
             out += ["--", *cmd]
         return out
 
     def __str__(self) -> str:
         return " ".join(_quote(a) for a in self.argv())
+
+
+@dataclass(frozen=True)
+class OvsSync(Op):
+    """Wait until a node's ovs-vswitchd has applied every transaction of its database so far
+    (after `OvsConfigure(wait=False)`) and has given each of `interfaces` an OpenFlow port.
+    Prints as the `ovs-vsctl wait-until` calls that wait for those ports (ovs-vsctl has no
+    command that waits for a configuration without changing one)."""
+
+    db: str
+    interfaces: tuple[str, ...] = ()
+
+    def argv(self) -> list[str]:
+        out = ["ovs-vsctl", f"--db=unix:{self.db}", "--timeout=30"]
+        for name in self.interfaces:
+            out += ["--", "wait-until", "Interface", name, "ofport>0"]
+        return out
+
+    def __str__(self) -> str:
+        return " ".join(_quote(a) for a in self.argv())
+
+
+def _value(v: str) -> str:
+    # ovs-vsctl reads a bare value as an OVSDB atom: one with a colon (a MAC) needs quotes.
+    return f'"{v}"' if any(c in v for c in ':,{}[]=" ') else v
+
+
+def _map(column: str, pairs: Pairs) -> list[str]:
+    return [f"{column}:{k}={_value(v)}" for k, v in pairs]
 
 
 @dataclass(frozen=True)
@@ -456,7 +561,7 @@ class OvsAppctl(Op):
 
 
 def _quote(arg: str) -> str:
-    return f"'{arg}'" if any(c in arg for c in ' "{}') else arg
+    return f"'{arg}'" if any(c in arg for c in ' "{}<>') else arg
 
 
 @dataclass(frozen=True)
@@ -497,4 +602,4 @@ class Plan:
 
 
 __all__ = sorted([name for name, value in list(globals().items())
-                  if isinstance(value, type) and issubclass(value, Op)] + ["Plan"])
+                  if isinstance(value, type) and issubclass(value, Op)] + ["Plan", "OvsBridge", "OvsPort"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import shlex
 from pathlib import PurePosixPath
 
-from netlab.plan.ops import AddNetns, OvsAppctl, OvsCreateDb, OvsVsctl, Plan, StartProcess, WriteFile
+from netlab.plan.ops import AddNetns, OvsAppctl, OvsConfigure, OvsCreateDb, OvsSync, Plan, StartProcess, WriteFile
 from netlab.plan.ops import Op
 
 # netlab's own programs, as the script starts them ("$PYTHON" is left for bash to expand).
@@ -92,7 +92,7 @@ def command(op: Op, run: PurePosixPath) -> list[str]:
         return _start(op, run)
     if isinstance(op, OvsCreateDb):
         return [f"mkdir -p {_q(str(PurePosixPath(op.db).parent))}", str(op)]
-    if isinstance(op, OvsVsctl):
+    if isinstance(op, (OvsConfigure, OvsSync)):
         return [" ".join(_q(a) for a in op.argv())]
     if isinstance(op, OvsAppctl):
         return [" ".join(_q(a) for a in ["ovs-appctl", "-t", op.target, *op.args])]

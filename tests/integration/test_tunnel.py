@@ -339,21 +339,30 @@ def test_kernel_datapath(monkeypatch):
     stays on eth0, and the same checks pass. The tiers plugin runs it in the kernel-tier VM
     when this kernel has no openvswitch module (passed on Debian's 6.1.0-56-amd64 under TCG
     in about 2 minutes)."""
-    from netlab.plan.planner import build
     from netlab.apply import executor
     from netlab.lab.resolve import resolve
     from netlab.models.tunnel import node_dir
     from netlab.probe import checks
     from netlab.probe.runner import Runner
+    from netlab.plan import OvsConfigure
+    from netlab.plan import planner as plan_mod
     from netlab.scenario import loader
+    from tests.integration.test_ovsdb import expected, snapshot
 
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # for the agent process
     scenario, source = loader.load(SCENARIOS / "tunnel-basic.yaml")
     scenario = scenario.model_copy(update={"name": "it-tun-kernel"})
     lab = resolve(scenario, source, features=frozenset({"openvswitch"}))
     assert lab.cluster("c1").network.datapath == "system"
-    executor.up(lab, build(lab))
+    plan = plan_mod.build(lab)
+    executor.up(lab, plan)
     try:
+        # Each node's database holds what its transaction declares (read back with ovs-vsctl).
+        for op in plan.ops:
+            if isinstance(op, OvsConfigure):
+                got, want = snapshot(op.db), expected(op)
+                assert (got["bridges"], got["ports"]) == (want["bridges"], want["ports"]), op.netns
+                assert all(i["ofport"] not in ([], -1) and i["error"] == [] for i in got["interfaces"].values())
         ctl = node_dir(lab.name, "c1", "node-1") / "ovs-vswitchd.ctl"
         out = subprocess.run(["ovs-appctl", "-t", str(ctl), "dpctl/show"], capture_output=True, text=True).stdout
         assert out.startswith("system@ovs-system"), out

@@ -6,7 +6,8 @@ import subprocess
 from pathlib import PurePosixPath
 
 from netlab.plan import script
-from netlab.plan.ops import AddNetns, IptablesRestore, OvsCreateDb, OvsVsctl, Plan, StartProcess, WriteFile
+from netlab.plan.ops import (AddNetns, IptablesRestore, OvsConfigure, OvsCreateDb, OvsPort, OvsSync, Plan,
+                             StartProcess, WriteFile)
 from netlab.plan.planner import build
 from netlab.lab.resolve import resolve
 from netlab.scenario import loader
@@ -32,9 +33,11 @@ def test_heredoc_bodies_are_included():
 
 
 def test_arguments_are_shell_quoted():
-    op = OvsVsctl("nl-t-n", "/r/db.sock", (("set", "Interface", "gw0", 'mac="0a:58:ac:10:00:01"'),))
-    assert script.command(op, RUN) == ["ovs-vsctl --db=unix:/r/db.sock --timeout=30 -- set Interface gw0 "
-                                       "'mac=\"0a:58:ac:10:00:01\"'"]
+    op = OvsConfigure("nl-t-n", "/r/db.sock", ports=(OvsPort("br-int", "gw0", mac="0a:58:ac:10:00:01"),), wait=False)
+    assert script.command(op, RUN) == ["ovs-vsctl --db=unix:/r/db.sock --timeout=30 --no-wait -- add-port br-int gw0 "
+                                       "-- set Interface gw0 'mac=\"0a:58:ac:10:00:01\"'"]
+    assert script.command(OvsSync("nl-t-n", "/r/db.sock", ("gw0",)), RUN) == [
+        "ovs-vsctl --db=unix:/r/db.sock --timeout=30 -- wait-until Interface gw0 'ofport>0'"]
     start = script.command(StartProcess("nl-t-n", "d@c.n", ("env", "A=b c"), ready_file="/r/x.ctl"), RUN)
     assert start == ["start d@c.n nl-t-n \"/r/x.ctl\" env 'A=b c'"]
     agent = script.command(StartProcess("nl-t-vpc", "agent", ("netlab-agent", "t"), ready_file="agent.ready"), RUN)

@@ -9,8 +9,9 @@ import pytest
 
 from netlab.plan.planner import build
 from netlab.models import tunnel
-from netlab.plan import (AddAddress, AddFdb, AddLink, AddNeigh, AddRoute, AddVxlan, IptablesRestore,
-                         OvsAppctl, OvsCreateDb, OvsFlows, OvsVsctl, SetLink, SetOffload, StartProcess, Sysctl)
+from netlab.plan import (AddAddress, AddFdb, AddLink, AddNeigh, AddRoute, AddVxlan, IptablesRestore, OvsAppctl,
+                         OvsBridge, OvsConfigure, OvsCreateDb, OvsFlows, OvsPort, OvsSync, SetLink, SetOffload,
+                         StartProcess, Sysctl)
 from netlab.scenario import loader
 from tests.unit.tunnel_helpers import lab_of, scenario
 
@@ -68,18 +69,37 @@ def test_netdev_node_stack_ignores_arp_on_ovs_ports(netdev):
     assert not [op for op in _ops(netdev, ns, Sysctl) if "gw0" in op.key or "br-phy" in op.key]
 
 
-def test_one_db_two_daemons_one_vsctl_one_bundle_per_node(netdev):
+def test_one_db_two_daemons_one_ovsdb_transaction_one_bundle_per_node(netdev):
     for node in netdev.cluster("c1").nodes:
         ops = _ops(netdev, node.netns)
         kinds = [type(op) for op in ops]
-        assert kinds.count(OvsCreateDb) == kinds.count(OvsVsctl) == kinds.count(OvsFlows) == 1
+        assert kinds.count(OvsCreateDb) == kinds.count(OvsConfigure) == kinds.count(OvsFlows) == 1
         assert [op.name for op in ops if isinstance(op, StartProcess)] == [
             f"ovsdb-server@c1.{node.name}", f"ovs-vswitchd@c1.{node.name}"]
         # Order: database, server, switch, configuration, addresses on its ports, flows.
-        first = {k: kinds.index(k) for k in (OvsCreateDb, StartProcess, OvsVsctl, OvsFlows)}
-        assert first[OvsCreateDb] < first[StartProcess] < first[OvsVsctl] < first[OvsFlows]
+        first = {k: kinds.index(k) for k in (OvsCreateDb, StartProcess, OvsConfigure, OvsSync, OvsFlows)}
+        assert first[OvsCreateDb] < first[StartProcess] < first[OvsConfigure] < first[OvsSync] < first[OvsFlows]
         gw_up = ops.index(SetLink(node.netns, "gw0"))
-        assert first[OvsVsctl] < gw_up
+        assert first[OvsSync] < gw_up and kinds.count(OvsSync) == 1
+
+
+def test_switches_apply_their_configuration_side_by_side(netdev):
+    """Every node's transaction is committed without waiting before any node waits for its
+    ovs-vswitchd: the switches reconfigure while the next nodes are built."""
+    ops = build(netdev).ops
+    configure = [i for i, op in enumerate(ops) if isinstance(op, OvsConfigure)]
+    syncs = [i for i, op in enumerate(ops) if isinstance(op, OvsSync)]
+    assert len(configure) == len(syncs) == 3 and max(configure) < min(syncs)
+    assert [ops[i].netns for i in configure] == [ops[i].netns for i in syncs]
+    assert not any(ops[i].wait for i in configure)
+    assert [ops[i].db for i in syncs] == [ops[i].db for i in configure]
+    first = ops[configure[0]]
+    assert ops[syncs[0]].interfaces == tuple(b.name for b in first.bridges) + tuple(p.name for p in first.ports)
+    assert str(ops[syncs[0]]) == (f"ovs-vsctl --db=unix:{RUN}/db.sock --timeout=30 "
+                                  + " ".join(f"-- wait-until Interface {i} 'ofport>0'"
+                                             for i in ("br-phy", "br-int", "eth0", "gw0", "vxlan0", "veth-a-1",
+                                                       "veth-a-2")))
+    assert str(ops[configure[0]]).startswith(f"ovs-vsctl --db=unix:{RUN}/db.sock --timeout=30 --no-wait -- init ")
 
 
 def test_daemon_files_live_under_the_node_dir(netdev):
@@ -97,21 +117,36 @@ def test_daemon_files_live_under_the_node_dir(netdev):
 
 
 def _vsctl(lab, node="node-1"):
-    (op,) = _ops(lab, lab.cluster("c1").node(node).netns, OvsVsctl)
+    (op,) = _ops(lab, lab.cluster("c1").node(node).netns, OvsConfigure)
     return op
 
 
 def test_every_bridge_and_port_is_tagged_with_the_lab(netdev):
     op = _vsctl(netdev)
-    created = [("Bridge" if c[0] == "add-br" else "Port", c[-1]) for c in op.commands if c[0] in ("add-br", "add-port")]
+    assert op.init and not op.del_ports
+    assert [b.name for b in op.bridges] == ["br-phy", "br-int"]
+    assert [(p.bridge, p.name) for p in op.ports] == [("br-phy", "eth0"), ("br-int", "gw0"), ("br-int", "vxlan0"),
+                                                      ("br-int", "veth-a-1"), ("br-int", "veth-a-2")]
+    assert all(("netlab-lab", "tl") in x.external_ids for x in op.bridges + op.ports)
+    # As printed: every Bridge and every Port (a bridge's own port too) carries the tag.
+    cmds = op.commands()
+    created = [("Bridge" if c[0] == "add-br" else "Port", c[-1]) for c in cmds if c[0] in ("add-br", "add-port")]
     created += [("Port", br) for kind, br in list(created) if kind == "Bridge"]  # a bridge's own port
-    tagged = {(c[1], c[2]) for c in op.commands if c[0] == "set" and "external_ids:netlab-lab=tl" in c}
+    tagged = {(c[1], c[2]) for c in cmds if c[0] == "set" and "external_ids:netlab-lab=tl" in c}
     assert set(created) <= tagged
-    assert ("Bridge", "br-phy") in created and ("Port", "eth0") in created
 
 
 def test_vsctl_ports_and_options(netdev):
-    cmds = _vsctl(netdev).commands
+    op = _vsctl(netdev)
+    ports = {p.name: p for p in op.ports}
+    assert ports["vxlan0"] == OvsPort("br-int", "vxlan0", type="vxlan", ofport_request=2,
+                                      options=(("remote_ip", "flow"), ("key", "100"), ("dst_port", "4789")),
+                                      external_ids=(("netlab-lab", "tl"),))
+    assert ports["veth-a-1"].external_ids == (("netlab-lab", "tl"), ("netlab-pod", "c1/a-1"))
+    assert op.bridges[0] == OvsBridge("br-phy", datapath_type="netdev", fail_mode="standalone",
+                                      other_config=(("hwaddr", "0a:58:c0:a8:00:0a"),),
+                                      external_ids=(("netlab-lab", "tl"),))
+    cmds = op.commands()
     sets = {c[2]: c[3:] for c in cmds if c[:2] == ("set", "Interface")}
     assert sets["vxlan0"] == ("type=vxlan", "options:remote_ip=flow", "options:key=100", "options:dst_port=4789",
                               "ofport_request=2")
@@ -123,12 +158,35 @@ def test_vsctl_ports_and_options(netdev):
     assert cmds[0] == ("init",)
 
 
-def test_vsctl_prints_as_one_call():
-    op = OvsVsctl("ns", "/run/netlab/x/db.sock", (("init",), ("add-br", "br-int"),
-                                                  ("set", "Interface", "gw0", 'mac="0a:58:00:00:00:01"')))
+def test_ovsdb_transaction_prints_as_one_vsctl_call():
+    op = OvsConfigure("ns", "/run/netlab/x/db.sock", init=True,
+                      bridges=(OvsBridge("br-int", external_ids=(("k", "v"),)),),
+                      ports=(OvsPort("br-int", "gw0", type="internal", mac="0a:58:00:00:00:01"),))
     assert str(op) == ("ovs-vsctl --db=unix:/run/netlab/x/db.sock --timeout=30 -- init -- add-br br-int "
-                       "-- set Interface gw0 'mac=\"0a:58:00:00:00:01\"'")
-    assert op.argv()[-1] == 'mac="0a:58:00:00:00:01"'  # argv: no shell quoting
+                       "-- set Bridge br-int external_ids:k=v -- set Port br-int external_ids:k=v "
+                       "-- add-port br-int gw0 -- set Interface gw0 type=internal 'mac=\"0a:58:00:00:00:01\"'")
+    assert op.commands()[-1][-1] == 'mac="0a:58:00:00:00:01"'  # an argv word: no shell quoting
+
+
+def test_ovsdb_transaction_prints_each_bridge_with_its_ports():
+    # Ports follow their bridge whatever their order in `ports`; ports on bridges the
+    # transaction does not create come after, removals last.
+    op = OvsConfigure("ns", "/s", bridges=(OvsBridge("br-a"), OvsBridge("br-b")),
+                      ports=(OvsPort("br-b", "p2"), OvsPort("br-old", "p3"), OvsPort("br-a", "p1")),
+                      del_ports=(OvsPort("br-old", "p0"),))
+    assert op.commands() == [("add-br", "br-a"), ("add-port", "br-a", "p1"), ("add-br", "br-b"),
+                             ("add-port", "br-b", "p2"), ("add-port", "br-old", "p3"), ("del-port", "br-old", "p0")]
+    assert str(op) == ("ovs-vsctl --db=unix:/s --timeout=30 -- add-br br-a -- add-port br-a p1 -- add-br br-b "
+                       "-- add-port br-b p2 -- add-port br-old p3 -- del-port br-old p0")
+
+
+def test_ovsdb_values_quoted_as_ovs_vsctl_reads_them():
+    op = OvsConfigure("ns", "/s", ports=(OvsPort("br", "p", options=(("remote_ip", "flow"), ("csum", "a b")),
+                                                 mtu_request=1450, ofport_request=0),))
+    assert op.commands() == [("add-port", "br", "p"),
+                             ("set", "Interface", "p", "options:remote_ip=flow", 'options:csum="a b"',
+                              "mtu_request=1450", "ofport_request=0")]
+    assert str(op).endswith("""'options:csum="a b"' mtu_request=1450 ofport_request=0""")
 
 
 def test_br_int_flows_golden(netdev):
@@ -198,7 +256,7 @@ def test_snat_rule(netdev):
 def test_system_datapath_keeps_the_node_ip_on_eth0(system):
     ns = node1(system)
     assert AddAddress(ns, "eth0", IPv4Interface("192.168.0.10/24")) in _ops(system, ns)
-    cmds = _vsctl(system).commands
+    cmds = _vsctl(system).commands()
     assert not any("br-phy" in c for c in cmds)
     assert ("set", "Bridge", "br-int", "datapath_type=system", "fail_mode=secure",
             "external_ids:netlab-lab=tl") in cmds
@@ -238,7 +296,7 @@ def test_linux_bridge_is_flannel_like(bridge):
 
 def test_linux_bridge_runs_no_ovs(bridge):
     assert [op.name for op in _ops(bridge, kind=StartProcess)] == ["agent"]
-    assert not _ops(bridge, kind=OvsVsctl) and not _ops(bridge, kind=SetOffload)
+    assert not _ops(bridge, kind=OvsConfigure) and not _ops(bridge, kind=SetOffload)
     assert len([op for op in _ops(bridge, kind=IptablesRestore) if "SNAT" in op.purpose]) == 3
 
 
@@ -270,11 +328,14 @@ def test_scale_up_adds_a_port_and_replaces_the_nodes_flows():
     change = scale(lab, "c1/web", 3)
     (added,) = change.added
     assert (added.name, added.node, str(added.ip)) == ("web-2", "node-1", "172.16.0.4")
-    vsctl = [op for op in change.ops if isinstance(op, OvsVsctl)]
-    assert [c[:3] for c in vsctl[0].commands] == [("add-port", "br-int", added.host_ifname),
-                                                   ("set", "Interface", added.host_ifname),
-                                                   ("set", "Port", added.host_ifname)]
-    assert "ofport_request=14" in vsctl[0].commands[1]  # 10 + .4
+    (vsctl,) = [op for op in change.ops if isinstance(op, OvsConfigure)]
+    assert not vsctl.init and not vsctl.bridges and not vsctl.del_ports
+    assert vsctl.wait  # the flows that follow need the port: this transaction waits itself
+    assert vsctl.ports == (OvsPort("br-int", added.host_ifname, ofport_request=14,  # 10 + .4
+                                   external_ids=(("netlab-lab", "tl"), ("netlab-pod", "c1/web-2"))),)
+    assert str(vsctl).endswith(f"-- add-port br-int {added.host_ifname} -- set Interface {added.host_ifname} "
+                               f"ofport_request=14 -- set Port {added.host_ifname} external_ids:netlab-lab=tl "
+                               f"external_ids:netlab-pod=c1/web-2")
     (flows,) = [op for op in change.ops if isinstance(op, OvsFlows)]
     assert flows.netns == lab.cluster("c1").node("node-1").netns
     assert any("nw_dst=172.16.0.4," in f and f.endswith("output:14") for f in flows.flows)
@@ -291,8 +352,9 @@ def test_scale_down_removes_flows_then_port_then_namespace():
     change = scale(lab, "c1/web", 1)
     (gone,) = change.removed
     remove = change.steps[-1]  # after kube-proxy's re-sync
-    assert [type(op).__name__ for op in remove] == ["OvsFlows", "OvsVsctl", "DelNetns"]
-    assert remove[1].commands == (("del-port", "br-int", gone.host_ifname),)
+    assert [type(op).__name__ for op in remove] == ["OvsFlows", "OvsConfigure", "DelNetns"]
+    assert remove[1].del_ports == (OvsPort("br-int", gone.host_ifname),) and not remove[1].ports
+    assert str(remove[1]).endswith(f"--timeout=30 -- del-port br-int {gone.host_ifname}")
     assert remove[2] == DelNetns(gone.netns)
     assert not any(f"nw_dst={gone.ip}," in f for f in remove[0].flows)
 
@@ -302,7 +364,7 @@ def test_scale_linux_bridge_is_plain_veths():
 
     lab = lab_of(scenario("switch: linux-bridge\n", pods=SET))
     change = scale(lab, "c1/web", 3)
-    assert not [op for op in change.ops if isinstance(op, (OvsVsctl, OvsFlows))]
+    assert not [op for op in change.ops if isinstance(op, (OvsConfigure, OvsFlows))]
     assert SetLink(lab.cluster("c1").node("node-1").netns, change.added[0].host_ifname, master="cni0") in change.ops
     assert [type(op).__name__ for op in scale(lab, "c1/web", 1).steps[-1]] == ["DelNetns"]
 
