@@ -22,7 +22,7 @@ LAB_APT_PACKAGES := iproute2 iptables nftables ipset nfacct conntrack openvswitc
                 python3 python3-venv python3-pip
 APT_PACKAGES := $(LAB_APT_PACKAGES) $(KERNEL_APT_PACKAGES) $(BROWSER_APT_PACKAGES)
 
-.PHONY: setup apt venv demo test test-unit bench bench-tunnel clean help
+.PHONY: setup apt venv demo test test-unit bench bench-tunnel bench-eni clean help
 
 help:
 	@echo "sudo make demo   set up, then build the overview lab, check it and print the report"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench       time up/check/down of the 200-pod lab"
 	@echo "make test-kernel the whole suite inside a VM with Debian's stock kernel"
 	@echo "make bench-tunnel  10x10 tunnel lab up/down; pod-to-pod TCP tunnel vs VPC (iperf3)"
+	@echo "make bench-eni   10x20 eni lab up/down beside the VPC model"
 	@echo "sudo make image  the container image localhost/netlab:latest (Podman; no registry needed)"
 	@echo "sudo make test-image  the image, classroom and split-lab tests (tests/container)"
 
@@ -75,6 +76,9 @@ bench: setup
 
 bench-tunnel: setup
 	$(PY) bench/tunnel.py
+
+bench-eni: setup
+	$(PY) bench/eni.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -725,8 +725,10 @@ def demo(keep: bool, as_json: bool) -> None:
 
 def _register_groups() -> None:
     from netlab.cli_kubeproxy import kube_proxy
+    from netlab.cli_sg import sg
 
     cli.add_command(kube_proxy)
+    cli.add_command(sg)
 
 
 _register_groups()

@@ -26,9 +26,9 @@ from netlab.apply.netlink import Netlink, describe
 from netlab.apply.state import StateDir, list_labs
 from netlab.errors import ApplyError, LabStateError, NetlabError
 from netlab.lab.model import Lab
-from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddRule, AddVeth, DelNetns, IpsetRestore,
-                             IptablesRestore, IpvsRestore, LoadModule, MoveLink, Netem, NfacctAdd, NftApply, Op,
-                             Plan, SetLink, StartProcess, Sysctl)
+from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddRule, AddVeth, DelLink, DelNetns,
+                             IpsetRestore, IptablesRestore, IpvsRestore, LoadModule, MoveLink, Netem, NfacctAdd,
+                             NftApply, Op, Plan, SetBridgePort, SetLink, StartProcess, Sysctl)
 
 IPV4_ONLY = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
@@ -50,6 +50,8 @@ HANDLERS: dict[type, Callable[[Context, Op], None]] = {
     AddLink: lambda ctx, op: ctx.nl.add_link(op),
     AddVeth: lambda ctx, op: ctx.nl.add_veth(op),
     MoveLink: lambda ctx, op: ctx.nl.move_link(op),
+    DelLink: lambda ctx, op: ctx.nl.del_link(op),
+    SetBridgePort: lambda ctx, op: ctx.nl.set_bridge_port(op),
     SetLink: lambda ctx, op: ctx.nl.set_link(op),
     AddAddress: lambda ctx, op: ctx.nl.add_address(op),
     AddRoute: lambda ctx, op: ctx.nl.add_route(op),

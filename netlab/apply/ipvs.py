@@ -4,6 +4,7 @@ global, so they are loaded once and never unloaded (other users may rely on them
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from netlab.apply.processes import run_checked as run
@@ -11,6 +12,9 @@ from netlab.errors import ApplyError
 from netlab.plan.ops import IpvsRestore, LoadModule
 
 _loaded: set[str] = set()
+# What proves a module's code is in the kernel already (built in, or loaded by someone else),
+# where /sys/module/<name> may not exist (a built-in module without parameters).
+_PRESENT = {"br_netfilter": "/proc/sys/net/bridge/bridge-nf-call-iptables"}
 
 
 def ipvs_restore(op: IpvsRestore) -> None:
@@ -21,6 +25,9 @@ def ipvs_restore(op: IpvsRestore) -> None:
 
 def load_module(op: LoadModule) -> None:
     if op.module in _loaded:
+        return
+    if os.path.exists(_PRESENT.get(op.module, f"/sys/module/{op.module}/initstate")):
+        _loaded.add(op.module)
         return
     try:
         done = subprocess.run(["modprobe", op.module], capture_output=True, text=True, timeout=60)

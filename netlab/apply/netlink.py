@@ -8,21 +8,42 @@ sockets without forking a helper per namespace (pyroute2's own `netns=` does for
 from __future__ import annotations
 
 import os
+import socket
 from ipaddress import IPv4Interface
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.ifinfmsg.plugins.ipvlan import ipvlan as _ipvlan_nla
 
 from netlab import linux
 from netlab.errors import ApplyError
-from netlab.plan.ops import AddAddress, AddLink, AddRoute, AddRule, AddVeth, MoveLink, SetLink
+from netlab.plan.ops import (AddAddress, AddLink, AddRoute, AddRule, AddVeth, DelLink, MoveLink, SetBridgePort,
+                             SetLink)
 
 RT_SCOPE_LINK = 253
 RTNH_F_ONLINK = 4
 IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
+IPVLAN_FLAGS = {"bridge": 0, "private": 1, "vepa": 2}  # include/uapi/linux/if_link.h IPVLAN_F_*
+
+# pyroute2 0.9 knows IFLA_IPVLAN_MODE but not IFLA_IPVLAN_FLAGS (bridge/private/vepa, Linux
+# 4.15); declaring the attribute lets `ipvlan_flags=` travel like `ipvlan_mode=`.
+if not any(name == "IFLA_IPVLAN_FLAGS" for name, _ in _ipvlan_nla.nla_map):
+    _ipvlan_nla.nla_map = tuple(_ipvlan_nla.nla_map) + (("IFLA_IPVLAN_FLAGS", "uint16"),)
+    _ipvlan_nla._nlmsg_base__compiled_nla = False  # recompiled from the map on next use
+
+
+def _ipvlan_args(mode: str) -> dict:
+    """`l2`, `l2 vepa`: iproute2's words for the mode and the flag."""
+    words = mode.split()
+    out = {"ipvlan_mode": IPVLAN_MODES[words[0]]}
+    if len(words) > 1:
+        out["ipvlan_flags"] = IPVLAN_FLAGS[words[1]]
+    return out
+
+
 _MODE_ARGS = {"macvlan": lambda mode: {"macvlan_mode": mode},
               "macvtap": lambda mode: {"macvtap_mode": mode},
-              "ipvlan": lambda mode: {"ipvlan_mode": IPVLAN_MODES[mode]}}
+              "ipvlan": _ipvlan_args}
 
 
 class Netlink:
@@ -83,14 +104,25 @@ class Netlink:
         kwargs: dict = {"mtu": op.mtu} if op.mtu else {}
         if op.address:
             kwargs["address"] = op.address
+        home = op.parent_netns or op.netns  # the namespace the request is made from
         if op.parent:
-            kwargs["link"] = self.index(op.netns, op.parent)
+            kwargs["link"] = self.index(home, op.parent)
+        if op.parent_netns:
+            kwargs["net_ns_fd"] = self.fd(op.netns)
         if op.mode:
             # pyroute2 speaks iproute2's words: macvlan_mode="bridge", ipvlan_mode=<int>.
             kwargs.update(_MODE_ARGS[op.kind](op.mode))
         if op.vlan_id is not None:
             kwargs["vlan_id"] = op.vlan_id
-        self.ipr(op.netns).link("add", ifname=op.ifname, kind=op.kind, **kwargs)
+        self.ipr(home).link("add", ifname=op.ifname, kind=op.kind, **kwargs)
+
+    def del_link(self, op: DelLink) -> None:
+        self.ipr(op.netns).link("del", index=self.index(op.netns, op.ifname))
+        self._index.pop((op.netns, op.ifname), None)
+
+    def set_bridge_port(self, op: SetBridgePort) -> None:
+        # IFLA_BRPORT_MODE is the hairpin flag (`bridge link set ... hairpin on`).
+        self.ipr(op.netns).brport("set", index=self.index(op.netns, op.ifname), mode=int(op.hairpin))
 
     def move_link(self, op: MoveLink) -> None:
         kwargs: dict = {"net_ns_fd": self.fd(op.to_netns)}
@@ -112,7 +144,13 @@ class Netlink:
             kwargs["master"] = self.index(op.netns, op.master)
         if op.address:
             kwargs["address"] = op.address
-        self.ipr(op.netns).link("set", index=self.index(op.netns, op.ifname), **kwargs)
+        index = self.index(op.netns, op.ifname)
+        if op.name:
+            kwargs["ifname"] = op.name  # the kernel renames before it brings the device up
+        self.ipr(op.netns).link("set", index=index, **kwargs)
+        if op.name:
+            self._index.pop((op.netns, op.ifname), None)
+            self._index[(op.netns, op.name)] = index
 
     def add_address(self, op: AddAddress) -> None:
         self.ipr(op.netns).addr("add", index=self.index(op.netns, op.ifname),
@@ -140,6 +178,12 @@ class Netlink:
             kwargs.update(src=str(op.src.network_address), src_len=op.src.prefixlen)
         if op.suppress_prefixlength is not None:
             kwargs["suppress_prefixlen"] = op.suppress_prefixlength
+        if op.dst is not None:
+            kwargs.update(dst=str(op.dst.network_address), dst_len=op.dst.prefixlen)
+        if op.ipproto is not None:
+            kwargs["ip_proto"] = socket.getprotobyname(op.ipproto)
+        if op.dport is not None:
+            kwargs["dport_range"] = f"{op.dport}:{op.dport}"
         self.ipr(op.netns).rule("add", **kwargs)
 
     # -- reading --------------------------------------------------------------

@@ -4,8 +4,8 @@ One module per cloud object, each with a `CloudObject` subclass (`netlab.cloud.b
 to the module-level name `OBJECT`; the planner asks each, in this order, for its ops at
 every stage, in this order (each stage's ops may use what an earlier object made): the VPCs,
 the internet and its gateways, EIPs, NAT gateways, peering connections, ELBs (which bind
-their own EIPs), and the Ingresses they and the clusters' nginx serve. Security groups join
-as a module beside them.
+their own EIPs), the Ingresses they and the clusters' nginx serve, and the security groups
+(last: their rules name what the others resolved).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from functools import cache
 
 from netlab.cloud.base import CloudObject
 
-OBJECT_NAMES = ("vpc", "internet", "eip", "natgw", "peering", "elb", "ingress")
+OBJECT_NAMES = ("vpc", "internet", "eip", "natgw", "peering", "elb", "ingress", "secgroup")
 
 
 @cache

@@ -13,6 +13,10 @@ Before planning, `resolve` turns the object's section of the scenario into its p
 resolved lab (addresses, links, rules), refusing what the service refuses with the file,
 line and field (`ctx.error`); objects resolve in registry order, after the VPCs, hosts and
 clusters exist.
+
+`resync` is not a build stage: on a running lab whose pods changed (`netlab scale`), it
+returns the ops that bring the object's rules up to date (whole rulesets, applied
+atomically), like kube-proxy's re-sync.
 """
 
 from __future__ import annotations
@@ -46,4 +50,7 @@ class CloudObject:
         return []
 
     def processes(self, lab: Lab) -> list[Op]:
+        return []
+
+    def resync(self, lab: Lab) -> list[Op]:
         return []

@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny
 
+from netlab.scenario.security_groups import SecurityGroup
 from netlab.scenario.types import Check, Ingress, Port, Service
 
 Kind = Literal["vpc", "internet", "igw", "natgw", "elb", "host", "node", "pod"]
@@ -127,6 +128,7 @@ class PodInfo(Resolved):
     labels: dict[str, str]
     ports: list[Port]
     set: str | None = None  # the pod set it belongs to, if any
+    hostNetwork: bool = False  # in its node's namespace, on the node IP (netns, ip are the node's)
     network: Network = None  # the model's own per-pod data
 
 
@@ -139,6 +141,7 @@ class PodSetInfo(Resolved):
     replicas: int
     labels: dict[str, str]
     ports: list[Port]
+    hostNetwork: bool = False
 
 
 class LoadBalancerIngressInfo(Resolved):
@@ -183,8 +186,13 @@ class ClusterInfo(Resolved):
     def node(self, name: str) -> NodeInfo:
         return next(n for n in self.nodes if n.name == name)
 
+    def netns_pods(self) -> list[PodInfo]:
+        """The pods with a network namespace of their own (hostNetwork pods share their node's)."""
+        return [p for p in self.pods if not p.hostNetwork]
+
     def pods_on(self, node: str) -> list[PodInfo]:
-        return [p for p in self.pods if p.node == node]
+        """The pods on a node that have a network of their own (what a model wires)."""
+        return [p for p in self.pods if p.node == node and not p.hostNetwork]
 
 
 class IngressInfo(Resolved):
@@ -444,8 +452,14 @@ class Lab(Resolved):
     nat_gateways: list[NatGatewayInfo] = Field(default_factory=list)
     peerings: list[PeeringInfo] = Field(default_factory=list)
     elbs: list[ElbInfo] = Field(default_factory=list)
+    # The scenario's security groups and those the models create (an eni cluster's default
+    # group); which ports they bind to is the binding's data (`netlab.cloud.secgroup.members`).
+    security_groups: list[SecurityGroup] = Field(default_factory=list)
     # Set when this is one part of a lab split across machines (`netlab up --placement`).
     placement: PlacementInfo | None = None
+
+    def security_group(self, name: str) -> SecurityGroup | None:
+        return next((g for g in self.security_groups if g.name == name), None)
 
     @property
     def vpc(self) -> VpcInfo:
@@ -502,5 +516,5 @@ class Lab(Resolved):
         out += [("host", None, h.ref, h.netns) for h in self.public_hosts()]
         for c in self.clusters:
             out += [("node", c.name, n.name, n.netns) for n in c.nodes]
-            out += [("pod", c.name, p.name, p.netns) for p in c.pods]
+            out += [("pod", c.name, p.name, p.netns) for p in c.netns_pods()]  # hostNetwork: the node
         return [o for o in out if self.is_local(o[3])]

@@ -2,6 +2,9 @@
 
 An entry with `replicas: N` is a pod set, like a Deployment's pods: `<name>-0` … `<name>-(N-1)`,
 spread round-robin over its nodes. `netlab scale` changes N on a running lab.
+
+A `hostNetwork: true` pod shares its node's network namespace and address, as in Kubernetes;
+two of them on one node cannot serve the same port (the kubelet refuses the second).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ class PodRequest:
     ports: list[Port]
     set: str | None
     path: Path_  # the scenario entry it came from
+    host_network: bool = False
 
 
 def replica_name(set_name: str, index: int) -> str:
@@ -31,6 +35,12 @@ def placement(nodes: list[str], index: int) -> str:
 
 
 def expand(spec: Cluster, path: Path_, ctx) -> list[PodRequest]:
+    out = _expand(spec, path, ctx)
+    _check_host_ports(out, ctx)
+    return out
+
+
+def _expand(spec: Cluster, path: Path_, ctx) -> list[PodRequest]:
     out = []
     for i, pod in enumerate(spec.pods):
         entry = path + ("pods", i)
@@ -39,10 +49,26 @@ def expand(spec: Cluster, path: Path_, ctx) -> list[PodRequest]:
             if len(nodes) != 1:
                 raise ctx.error(entry + ("node",), "a list of nodes needs `replicas` (a pod set); "
                                                    "a single pod runs on one node")
-            out.append(PodRequest(pod.name, pod.namespace, nodes[0], pod.labels, pod.ports, None, entry))
+            out.append(PodRequest(pod.name, pod.namespace, nodes[0], pod.labels, pod.ports, None, entry,
+                                  pod.hostNetwork))
             continue
         if not nodes:
             raise ctx.error(entry + ("node",), "a pod set needs at least one node")
         out += [PodRequest(replica_name(pod.name, r), pod.namespace, placement(nodes, r), pod.labels,
-                           pod.ports, pod.name, entry) for r in range(pod.replicas)]
+                           pod.ports, pod.name, entry, pod.hostNetwork) for r in range(pod.replicas)]
     return out
+
+
+def _check_host_ports(reqs: list[PodRequest], ctx) -> None:
+    held: dict[tuple[str, int, str], PodRequest] = {}
+    for req in reqs:
+        if not req.host_network:
+            continue
+        for port in req.ports:
+            key = (req.node, port.port, port.protocol)
+            first = held.setdefault(key, req)
+            if first is not req:
+                raise ctx.error(req.path + ("ports",),
+                                f"hostNetwork pod '{req.name}' needs {port.protocol} port {port.port} on node "
+                                f"'{req.node}', which hostNetwork pod '{first.name}' (line "
+                                f"{ctx.source.line(first.path)}) already holds there; spread them over nodes")

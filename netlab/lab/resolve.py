@@ -7,11 +7,11 @@ overlapping CIDRs, exhausted address space, a VPC route table over its quota.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from ipaddress import IPv4Interface, IPv4Network
+from dataclasses import dataclass, field as dataclass_field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab import cloud, models
-from netlab.cloud import internet, natgw, vpc as vpc_cloud
+from netlab.cloud import internet, natgw, secgroup, vpc as vpc_cloud
 from netlab.errors import ScenarioError
 from netlab.ingress import addon
 from netlab.lab import impair, ipam, naming, pods, refs
@@ -38,9 +38,22 @@ class Context:
     # Refuse what this machine cannot run (`up`, `validate --host`); `validate` judges the
     # file alone.
     check_host: bool = True
+    # The lab's VPCs and one address pool per subnet (by name), shared by every machine and,
+    # for models whose pods hold VPC addresses, by pods: the model allocates with `take`.
+    vpcs: list[VpcInfo] = dataclass_field(default_factory=list)
+    pools: dict[str, ipam.Pool] = dataclass_field(default_factory=dict)
+    # The scenario's security groups: name → where declared (models bind pods to them).
+    security_groups: dict[str, Path_] = dataclass_field(default_factory=dict)
 
     def error(self, path: Path_, message: str) -> ScenarioError:
         return self.source.error(path, message)
+
+    def subnet(self, name: str) -> SubnetInfo | None:
+        return next((sn for v in self.vpcs for sn in v.subnets if sn.name == name), None)
+
+    def take(self, subnet: str) -> IPv4Address | None:
+        """The next free address of a subnet (None when it has none left)."""
+        return self.pools[subnet].next()
 
 
 def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None = frozenset()) -> Lab:
@@ -56,10 +69,15 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None 
     _check_unique_names(scenario, ctx)
     vpcs = _resolve_vpcs(scenario, ctx)
     pools = {s.name: ipam.Pool(s.cidr) for v in vpcs for s in v.subnets}
+    ctx.vpcs, ctx.pools = vpcs, pools
+    secgroup.check_scenario(scenario.security_groups, ctx)
     _claim_explicit_ips(scenario, vpcs, pools, ctx)
+    for ci, spec in enumerate(scenario.clusters):
+        models.get(spec.model).validate(spec, ("clusters", ci), ctx)
     _check_cidrs(scenario, ctx)
 
     clusters = []
+    created_groups = []
     for ci, spec in enumerate(scenario.clusters):
         nodes = [NodeInfo(name=node.name, cluster=spec.name,
                           netns=naming.netns(scenario.name, spec.name, node.name),
@@ -70,9 +88,10 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None 
         alloc = models.get(spec.model).allocate(spec, nodes, ("clusters", ci), ctx)
         for route in alloc.routes:
             _vpc_of_nexthop(vpcs, route.nexthop).routes.append(route)
+        created_groups += alloc.security_groups
         pod_sets = [PodSetInfo(name=p.name, namespace=p.namespace,
                                nodes=p.node if isinstance(p.node, list) else [p.node],
-                               replicas=p.replicas, labels=p.labels, ports=p.ports)
+                               replicas=p.replicas, labels=p.labels, ports=p.ports, hostNetwork=p.hostNetwork)
                     for p in spec.pods if p.replicas is not None]
         clusters.append(ClusterInfo(
             name=spec.name, model=spec.model,
@@ -89,7 +108,8 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None 
              for hi, h in enumerate(scenario.hosts)]
     lab = Lab(name=scenario.name, description=scenario.description, scenario_file=source.file,
               features=sorted(features), underlay_mtu=ctx.underlay_mtu, vpcs=vpcs, hosts=hosts,
-              clusters=clusters, checks=scenario.checks)
+              clusters=clusters, checks=scenario.checks,
+              security_groups=list(scenario.security_groups) + created_groups)
     for obj in cloud.registry():
         obj.resolve(scenario, lab, ctx)
     vpc_cloud.route_entries(scenario, lab, ctx)  # they name the objects just resolved

@@ -2,19 +2,20 @@
 that get there, without rebuilding anything that stays.
 
 New replicas are placed round-robin like the first ones and take the first free address of
-their node's pod CIDR; removed replicas are the highest-numbered, as a StatefulSet scales
-down.
+their node's pod CIDR (the model decides: `NetworkModel.new_pod`); removed replicas are the
+highest-numbered, as a StatefulSet scales down. hostNetwork replicas are the node itself:
+nothing is built or removed for them, only Services change. Cloud objects whose rules name
+pods (security groups) are re-rendered with the new pods before those serve.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netlab import models, proxy
+from netlab import cloud, models, proxy
 from netlab.errors import UserError
 from netlab.lab.model import Lab, PodInfo
 from netlab.lab.pods import PodRequest, placement, replica_name
-from netlab.models.common import pod_info
 from netlab.plan.ops import Op
 
 
@@ -45,16 +46,23 @@ def scale(lab: Lab, ref: str, replicas: int) -> Change:
     model = models.get(cluster.model)
     members = {p.name: p for p in cluster.pods if p.set == set_name}
     removed = [members[replica_name(set_name, i)] for i in range(replicas, pod_set.replicas)]
-    used = {p.ip for p in cluster.pods if p not in removed}
-    added = []
+    # Every address the lab holds (a model may take pod addresses from a VPC subnet).
+    used = {h.eth0.ip for h in lab.hosts} | {n.eth0.ip for c in lab.clusters for n in c.nodes}
+    used |= {p.ip for c in lab.clusters for p in c.pods if p not in removed}
+    added: list[PodInfo] = []
     for i in range(pod_set.replicas, replicas):
         req = PodRequest(replica_name(set_name, i), pod_set.namespace, placement(pod_set.nodes, i),
-                         pod_set.labels, pod_set.ports, set_name, ())
-        ip = model.pod_address(cluster, cluster.node(req.node), used)
-        if ip is None:
+                         pod_set.labels, pod_set.ports, set_name, (), pod_set.hostNetwork)
+        if req.host_network and any(p.node == req.node for p in list(members.values()) + added
+                                    if p not in removed):
+            raise UserError(f"{req.name}: node '{req.node}' already runs a hostNetwork pod of {set_name} "
+                            "on the same ports; give the set more nodes")
+        current = cluster.model_copy(update={"pods": [p for p in cluster.pods if p not in removed] + added})
+        pod = model.new_pod(lab, current, req, used)
+        if pod is None:
             raise UserError(f"node '{req.node}' has no pod address left for {req.name}")
-        used.add(ip)
-        added.append(pod_info(lab.name, cluster.name, req, ip))
+        used.add(pod.ip)
+        added.append(pod)
 
     new_cluster = cluster.model_copy(update={
         "pods": [p for p in cluster.pods if p not in removed] + added,
@@ -62,7 +70,9 @@ def scale(lab: Lab, ref: str, replicas: int) -> Change:
                      for s in cluster.pod_sets]})
     new_lab = lab.model_copy(update={"clusters": [new_cluster if c.name == cluster.name else c
                                                   for c in lab.clusters]})
-    build = [op for pod in added for op in model.pod_ops(new_lab, new_cluster, pod)]
-    remove = [op for pod in removed for op in model.pod_remove_ops(new_lab, new_cluster, pod)]
+    build = [op for pod in added if not pod.hostNetwork for op in model.pod_ops(new_lab, new_cluster, pod)]
+    build += [op for obj in cloud.registry() for op in obj.resync(new_lab)] if added or removed else []
+    remove = [op for pod in removed if not pod.hostNetwork
+              for op in model.pod_remove_ops(new_lab, new_cluster, pod)]
     sync = proxy.cluster_ops(new_lab, new_cluster, resync=True) if added or removed else []
     return Change(new_lab, added, removed, [build, sync, remove])

@@ -13,7 +13,7 @@ from functools import cache
 
 from netlab.models.base import NetworkModel
 
-MODEL_NAMES = ("tunnel", "vpc")
+MODEL_NAMES = ("tunnel", "vpc", "eni")
 
 
 @cache

@@ -6,18 +6,21 @@ what the rest of netlab needs from a model, nothing more:
 
 - the scenario: its own cluster section (`Cluster`, a subclass of `ClusterBase` with
   `model: Literal[<name>]` and the model's fields);
-- resolve: `allocate` (node pod CIDRs, pod addresses, the VPC routes it needs, the pod MTU,
-  its own resolved data as `ModelInfo` subclasses on the cluster, nodes and pods);
-- plan: `ops` (wire nodes and pods), `pod_ops`/`pod_remove_ops`/`pod_address` (`netlab
-  scale` adds and removes pods on a running lab);
-- checks: the traits of what the model promises (`ENCAP`, `VPC_HOST_TO_POD`, and the source
-  addresses a far end sees: `node_source`, `egress_source`, `source_towards`, `node_addresses`);
+- resolve: `validate` (the model's own refusals, before the generic ones), `allocate` (node
+  pod CIDRs, pod addresses, the VPC routes it needs, the pod MTU, its own resolved data as
+  `ModelInfo` subclasses on the cluster, nodes and pods);
+- plan: `ops` (wire nodes and pods), `pod_ops`/`pod_remove_ops`/`new_pod`/`pod_address`
+  (`netlab scale` adds and removes pods on a running lab);
+- checks: the traits of what the model promises (`ENCAP`, `VPC_HOST_TO_POD`, `POD_UPLINK`,
+  and the source addresses a far end sees: `node_source`, `egress_source`, `source_towards`,
+  `node_addresses`, `service_sources`);
 - exec, trace and show: `exec_argv` (a user's command inside a node, its tools pointed at
   the node's own daemons), `trace_*` (the switch and tunnel hops of `netlab trace`) and `show`
   (the commands that display a node's model-specific datapath).
 
 Defaults follow the common case (pods in per-node blocks of the container CIDR, one routed
 veth each); a model overrides what differs, as containerlab's kinds embed a default node.
+hostNetwork pods are not wired by any model: they live in their node's namespace.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from netlab.plan.ops import DelNetns, Op
 
 if TYPE_CHECKING:
     from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, VpcRoute
+    from netlab.lab.pods import PodRequest
     from netlab.scenario.types import ClusterBase, Path_
 
 
@@ -45,6 +49,7 @@ class Allocation:
     routes: list[VpcRoute] = field(default_factory=list)
     network: object | None = None  # the model's ModelInfo for the cluster, if it has one
     container_cidr: object | None = None  # where pods take addresses (default: the section's)
+    security_groups: list = field(default_factory=list)  # groups the model creates (SecurityGroup)
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,13 @@ class NetworkModel(ABC):
     Cluster: ClassVar[type[ClusterBase]]  # the model's section of a scenario's cluster
     ENCAP: ClassVar[str]  # what crosses the underlay between nodes: "none" | "vxlan"
     VPC_HOST_TO_POD: ClassVar[str]  # "reach" | "blocked": can a VPC host reach a pod IP?
+    POD_UPLINK: ClassVar[str] = "eth0"  # the node interface a pod's own traffic leaves by
 
     # -- resolve ------------------------------------------------------------------------
+    def validate(self, spec: ClusterBase, path: Path_, ctx) -> None:
+        """Refuse what this model cannot build, before the generic checks (CIDR overlaps)
+        run: located errors via `ctx.error`. Nothing by default."""
+
     @abstractmethod
     def allocate(self, spec: ClusterBase, nodes: list[NodeInfo], path: Path_, ctx) -> Allocation:
         """Addresses and routes for the cluster's nodes and pods; errors via `ctx.error`."""
@@ -98,6 +108,16 @@ class NetworkModel(ABC):
         pod block that no pod holds."""
         return next((ip for ip in ipam.block_hosts(node.pod_cidr) if ip not in used), None)
 
+    def new_pod(self, lab: Lab, cluster: ClusterInfo, req: PodRequest, used: set) -> PodInfo | None:
+        """A pod `netlab scale` adds (None: no address left). `used`: every address of the lab."""
+        from netlab.models.common import pod_info
+
+        node = cluster.node(req.node)
+        if req.host_network:
+            return pod_info(lab.name, cluster.name, req, None, node)
+        ip = self.pod_address(cluster, node, used)
+        return None if ip is None else pod_info(lab.name, cluster.name, req, ip)
+
     # -- traits the checks use ------------------------------------------------------------
     @abstractmethod
     def node_source(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
@@ -119,6 +139,10 @@ class NetworkModel(ABC):
         pod-side address MASQUERADE picks when the packet leaves towards a pod."""
         return (node.eth0.ip, node.pod_gateway) if node.pod_gateway else (node.eth0.ip,)
 
+    def service_sources(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> tuple[IPv4Address, ...]:
+        """The sources an endpoint may see when `pod` (on `node`) calls a ClusterIP: the
+        pod's own address when its traffic crosses kube-proxy without SNAT."""
+        return (pod.ip,)
     # -- exec -----------------------------------------------------------------------------
     def exec_argv(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo, argv: list[str]) -> list[str]:
         """The command `netlab exec` runs inside a node for a user's `argv` (a model whose

@@ -1,11 +1,20 @@
-"""What several network models share: per-node pod CIDR blocks and pod address allocation."""
+"""What several network models share: per-node pod CIDR blocks, pod address allocation, and
+the resolved pod (hostNetwork pods take their node's namespace and address)."""
 
 from __future__ import annotations
+
+from ipaddress import IPv4Address
 
 from netlab.lab import ipam, naming
 from netlab.lab.model import NodeInfo, PodInfo
 from netlab.lab.pods import PodRequest, expand
 from netlab.scenario.types import Path_
+
+
+def mac_of(ip: IPv4Address) -> str:
+    """A locally administered MAC derived from an address (as OVN-Kubernetes does: 0a:58 + IP),
+    so flows, static entries and sub-interfaces can name MACs before any device exists."""
+    return "0a:58:" + ":".join(f"{b:02x}" for b in ip.packed)
 
 
 def node_blocks(spec, nodes: list[NodeInfo], path: Path_, ctx) -> list[NodeInfo]:
@@ -29,8 +38,12 @@ def node_blocks(spec, nodes: list[NodeInfo], path: Path_, ctx) -> list[NodeInfo]
 def pods_from_blocks(spec, nodes: list[NodeInfo], path: Path_, ctx) -> list[PodInfo]:
     """Every pod (pod sets expanded) gets the next free address of its node's block."""
     free = {n.name: ipam.block_hosts(n.pod_cidr) for n in nodes}
+    by_name = {n.name: n for n in nodes}
     pods = []
     for req in expand(spec, path, ctx):
+        if req.host_network:
+            pods.append(pod_info(ctx.lab, spec.name, req, None, by_name[req.node]))
+            continue
         ip = next(free[req.node], None)
         if ip is None:
             node = next(n for n in nodes if n.name == req.node)
@@ -41,8 +54,13 @@ def pods_from_blocks(spec, nodes: list[NodeInfo], path: Path_, ctx) -> list[PodI
     return pods
 
 
-def pod_info(lab: str, cluster: str, req: PodRequest, ip) -> PodInfo:
+def pod_info(lab: str, cluster: str, req: PodRequest, ip, node: NodeInfo | None = None, network=None) -> PodInfo:
+    """A resolved pod; a hostNetwork pod lives in `node`'s namespace on the node IP."""
+    if req.host_network:
+        return PodInfo(name=req.name, namespace=req.namespace, cluster=cluster, node=req.node,
+                       netns=node.netns, ip=node.eth0.ip, host_ifname="eth0", labels=req.labels,
+                       ports=req.ports, set=req.set, hostNetwork=True)
     return PodInfo(name=req.name, namespace=req.namespace, cluster=cluster, node=req.node,
                    netns=naming.netns(lab, cluster, req.name), ip=ip,
                    host_ifname=naming.pod_host_ifname(cluster, req.name),
-                   labels=req.labels, ports=req.ports, set=req.set)
+                   labels=req.labels, ports=req.ports, set=req.set, network=network)

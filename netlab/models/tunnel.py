@@ -60,7 +60,7 @@ from netlab import paths
 from netlab.cloud.vpc import DEFAULT, attach_ops, no_icmp_ratelimit
 from netlab.lab.model import ClusterInfo, Lab, ModelInfo, NodeInfo, PodInfo
 from netlab.models.base import Allocation, NetworkModel, ShowCommand, SwitchQuery
-from netlab.models.common import node_blocks, pods_from_blocks
+from netlab.models.common import mac_of, node_blocks, pods_from_blocks
 from netlab.plan.ops import (AddAddress, AddFdb, AddLink, AddNeigh, AddNetns, AddRoute, AddVeth, AddVxlan,
                              DelNetns, IptablesRestore, Op, OvsAppctl, OvsBridge, OvsConfigure, OvsCreateDb, OvsFlows,
                              OvsPort, OvsSync, SetLink, SetOffload, StartProcess, Sysctl)
@@ -109,12 +109,6 @@ def datapath_for(features: frozenset[str] | set[str]) -> str:
 
 def vtep_device(vni: int) -> str:
     return f"vxlan.{vni}"
-
-
-def mac_of(ip: IPv4Address) -> str:
-    """A locally administered MAC derived from an address (as OVN-Kubernetes does: 0a:58 + IP),
-    so OpenFlow rules and static entries can name MACs before any device exists."""
-    return "0a:58:" + ":".join(f"{b:02x}" for b in ip.packed)
 
 
 def vtep_ip(node: NodeInfo) -> IPv4Address:
@@ -435,7 +429,8 @@ class TunnelModel(NetworkModel):
         mtu = ctx.underlay_mtu - VXLAN_OVERHEAD
         nodes = node_blocks(spec, nodes, path, ctx)
         pods = pods_from_blocks(spec, nodes, path, ctx)
-        if spec.switch == "ovs" and any(pod_ofport(n, p) > OFPP_MAX for n in nodes for p in pods if p.node == n.name):
+        if spec.switch == "ovs" and any(pod_ofport(n, p) > OFPP_MAX for n in nodes for p in pods
+                                        if p.node == n.name and not p.hostNetwork):
             raise ctx.error(path + ("pods",), f"a node's br-int holds at most {OFPP_MAX - FIRST_POD_OFPORT} pods")
         return Allocation(nodes=nodes, pods=pods, mtu=mtu,
                           network=TunnelNetwork(switch=spec.switch, vni=spec.vni, port=VXLAN_PORT,

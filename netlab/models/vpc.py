@@ -83,7 +83,7 @@ class VpcModel(NetworkModel):
             out += [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1"),
                     no_icmp_ratelimit(node.netns)]
             out += attach_ops(lab, node.netns, node.eth0)
-        for pod in cluster.pods:
+        for pod in cluster.netns_pods():
             out += self.pod_ops(lab, cluster, pod)
         out += [masquerade(lab, cluster, node) for node in cluster.nodes]
         return out

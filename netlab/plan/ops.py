@@ -56,15 +56,21 @@ class Sysctl(Op):
 class AddLink(Op):
     """A virtual device that needs no peer: a bridge or dummy, or a sub-interface of a
     `parent` device (macvlan and ipvlan with their `mode`, 802.1Q vlan with its `vlan_id`),
-    as `ip link add [link PARENT] NAME type KIND [mode MODE | id VLAN]` creates them."""
+    as `ip link add [link PARENT] NAME type KIND [mode MODE | id VLAN]` creates them.
+
+    With `parent_netns`, the parent lives in that namespace and the device is created
+    straight into `netns` (`ip -n PARENT_NETNS link add link PARENT name NAME netns NETNS
+    ...`), as the CNI macvlan/ipvlan/vlan plugins create a pod's interface: no move
+    afterwards, whose RCU grace period costs milliseconds per device."""
 
     ifname: str
     kind: str
     mtu: int | None = None
     parent: str | None = None
-    mode: str | None = None  # macvlan: bridge|private|vepa|passthru; ipvlan: l2|l3|l3s
+    mode: str | None = None  # macvlan: bridge|private|vepa|passthru; ipvlan: l2|l3|l3s [bridge|private|vepa]
     vlan_id: int | None = None
     address: str | None = None  # a MAC address
+    parent_netns: str | None = None  # where the parent is, when not in `netns`
 
     def __str__(self) -> str:
         name = f"link {self.parent} name {self.ifname}" if self.parent else self.ifname
@@ -72,7 +78,32 @@ class AddLink(Op):
         mac = f" address {self.address}" if self.address else ""
         mode = f" mode {self.mode}" if self.mode else ""
         vlan = f" id {self.vlan_id}" if self.vlan_id is not None else ""
+        if self.parent_netns:
+            return (f"ip -n {self.parent_netns} link add {name} netns {self.netns}{mtu}{mac} "
+                    f"type {self.kind}{mode}{vlan}")
         return f"ip -n {self.netns} link add {name}{mtu}{mac} type {self.kind}{mode}{vlan}"
+
+
+@dataclass(frozen=True)
+class DelLink(Op):
+    """Remove a device (and, for a veth, its peer): `ip link del DEV`."""
+
+    ifname: str
+
+    def __str__(self) -> str:
+        return f"ip -n {self.netns} link del {self.ifname}"
+
+
+@dataclass(frozen=True)
+class SetBridgePort(Op):
+    """A bridge port's flags: `hairpin on` sends a frame back out the port it came in on (what
+    a VEPA neighbour needs: its sub-interfaces talk to each other through the switch)."""
+
+    ifname: str
+    hairpin: bool = True
+
+    def __str__(self) -> str:
+        return f"bridge -n {self.netns} link set dev {self.ifname} hairpin {'on' if self.hairpin else 'off'}"
 
 
 @dataclass(frozen=True)
@@ -109,11 +140,13 @@ class SetLink(Op):
     up: bool = True
     master: str | None = None
     address: str | None = None  # a MAC address to set
+    name: str | None = None  # rename the (down) device to this first, as `ip link set DEV name NAME`
 
     def __str__(self) -> str:
+        name = f" name {self.name}" if self.name else ""
         master = f" master {self.master}" if self.master else ""
         address = f" address {self.address}" if self.address else ""
-        return f"ip -n {self.netns} link set {self.ifname}{master}{address} {'up' if self.up else 'down'}"
+        return f"ip -n {self.netns} link set {self.ifname}{name}{master}{address} {'up' if self.up else 'down'}"
 
 
 @dataclass(frozen=True)
@@ -155,18 +188,27 @@ class AddRoute(Op):
 
 @dataclass(frozen=True)
 class AddRule(Op):
-    """A policy-routing rule: `ip rule add priority P [from SRC] lookup TABLE
-    [suppress_prefixlength N]`."""
+    """A policy-routing rule: `ip rule add priority P [from SRC] [to DST] [ipproto PROTO]
+    [dport PORT] lookup TABLE [suppress_prefixlength N]`."""
 
     priority: int
     table: int
     src: IPv4Network | None = None
     suppress_prefixlength: int | None = None
+    dst: IPv4Network | None = None
+    ipproto: str | None = None  # tcp | udp
+    dport: int | None = None
 
     def __str__(self) -> str:
         parts = [f"ip -n {self.netns} rule add priority {self.priority}"]
         if self.src is not None:
             parts.append(f"from {self.src.network_address if self.src.prefixlen == 32 else self.src}")
+        if self.dst is not None:
+            parts.append(f"to {self.dst.network_address if self.dst.prefixlen == 32 else self.dst}")
+        if self.ipproto is not None:
+            parts.append(f"ipproto {self.ipproto}")
+        if self.dport is not None:
+            parts.append(f"dport {self.dport}")
         parts.append(f"lookup {'main' if self.table == 254 else self.table}")
         if self.suppress_prefixlength is not None:
             parts.append(f"suppress_prefixlength {self.suppress_prefixlength}")

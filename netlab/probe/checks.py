@@ -6,7 +6,8 @@ pod↔pod across nodes, node→pod, VPC host→pod, and pod→VPC host (with the
 host must see). It is sampled so that it grows linearly with the lab: every pod is the
 source of one same-node and one cross-node check, every node and host probes a few pods.
 What a network model promises (encapsulation between nodes, the source address of pod
-egress) comes from the model module's traits.
+egress, the interface a pod's traffic leaves its node by) comes from the model module's
+traits; what security groups refuse, from `netlab.probe.secgroup_checks`.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def _check(category: str, src: Obj, dst: Obj, **kw) -> CheckSpec:
                      expect_backend=_name(dst) if proto != "icmp" else None, **kw)
 
 
-def _underlay(node: NodeInfo) -> tuple[str, str]:
-    return node.netns, "eth0"
+def _underlay(node: NodeInfo, ifname: str = "eth0") -> tuple[str, str]:
+    return node.netns, ifname
 
 
 def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
@@ -94,8 +95,8 @@ def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
     by_node = {n.name: cluster.pods_on(n.name) for n in cluster.nodes}
     with_pods = [n for n in cluster.nodes if by_node[n.name]]
 
-    def sniff(node: NodeInfo, expect: str) -> dict:
-        return {"sniff": _underlay(node), "sniff_label": f"{node.name} eth0", "expect_encap": expect}
+    def sniff(node: NodeInfo, expect: str, ifname: str = "eth0") -> dict:
+        return {"sniff": _underlay(node, ifname), "sniff_label": f"{node.name} {ifname}", "expect_encap": expect}
 
     for node in with_pods:
         pods = by_node[node.name]
@@ -113,7 +114,7 @@ def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
         for i, pod in enumerate(by_node[node.name]):
             dst = peer_pods[i % len(peer_pods)]
             out.append(_check("pod→pod across nodes", pod, dst, expect_source=pod.ip,
-                              **sniff(node, model.ENCAP)))
+                              **sniff(node, model.ENCAP, model.POD_UPLINK)))
     for k, node in enumerate(cluster.nodes):
         local = by_node[node.name]
         if local:
@@ -133,7 +134,7 @@ def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
                 name=f"pod MTU across nodes: {_name(src)} → {_name(dst)} ping {size} bytes DF",
                 src=_name(src), src_netns=src.netns, src_ip=src.ip, dst=_name(dst), dst_ip=dst.ip,
                 port=None, proto="icmp", expect=expect, size=size,
-                **sniff(with_pods[0], model.ENCAP if expect == "reach" else "absent")))
+                **sniff(with_pods[0], model.ENCAP if expect == "reach" else "absent", model.POD_UPLINK)))
     hosts = lab.hosts_in(lab.vpc_of_cluster(cluster))  # a peered VPC's: netlab.probe.edge_checks
     for host in hosts:
         for node in with_pods:
@@ -143,7 +144,7 @@ def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
         pod = by_node[node.name][0]
         for host in hosts:
             if host.ports:
-                out.append(_check("pod→VPC host", pod, host, **sniff(node, "none"),
+                out.append(_check("pod→VPC host", pod, host, **sniff(node, "none", model.POD_UPLINK),
                                   expect_source=model.source_towards(cluster, node, pod, host.eth0.ip)))
     return out
 
@@ -180,14 +181,16 @@ def _web(lab: Lab, c) -> dict:
 
 def _explicit_sniff(lab: Lab, src: refs.Target) -> dict:
     """Explicit checks from a pod or node watch that node's underlay, without asserting."""
-    node = None
+    node, ifname = None, "eth0"
     if isinstance(src.obj, PodInfo):
-        node = lab.cluster(src.obj.cluster).node(src.obj.node)
+        cluster = lab.cluster(src.obj.cluster)
+        node = cluster.node(src.obj.node)
+        ifname = "eth0" if src.obj.hostNetwork else models.get(cluster.model).POD_UPLINK
     elif isinstance(src.obj, NodeInfo):
         node = src.obj
     if node is None:
         return {}
-    return {"sniff": _underlay(node), "sniff_label": f"{node.name} eth0"}
+    return {"sniff": _underlay(node, ifname), "sniff_label": f"{node.name} {ifname}"}
 
 
 def impairment_checks(lab: Lab) -> list[CheckSpec]:
@@ -204,6 +207,7 @@ def impairment_checks(lab: Lab) -> list[CheckSpec]:
 
 
 def matrix(lab: Lab) -> list[CheckSpec]:
+    from netlab.probe import secgroup_checks
     from netlab.probe.edge_checks import edge_matrix
     from netlab.probe.lb_checks import lb_matrix
     from netlab.probe.service_checks import service_matrix
@@ -211,4 +215,5 @@ def matrix(lab: Lab) -> list[CheckSpec]:
     out = []
     for cluster in lab.clusters:
         out += cluster_matrix(lab, cluster) + service_matrix(lab, cluster)
-    return out + edge_matrix(lab) + lb_matrix(lab) + impairment_checks(lab) + explicit(lab)
+    out = secgroup_checks.judged(lab, out + edge_matrix(lab) + lb_matrix(lab)) + secgroup_checks.checks(lab)
+    return out + impairment_checks(lab) + explicit(lab)

@@ -63,7 +63,8 @@ def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
         eps = _endpoints(info, cluster, index)
         svc = _display(cluster, info)
         affinity = info.spec.sessionAffinity == "ClientIP"
-        clients = [p for p in cluster.pods if p not in eps] or cluster.pods
+        own = cluster.netns_pods()  # hostNetwork pods would call as their node
+        clients = [p for p in own if p not in eps] or own
         base = dict(dst=svc, dst_ip=info.cluster_ip, port=port.port)
 
         if not eps:
@@ -82,7 +83,8 @@ def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
                 name=f"pod→ClusterIP: {cluster.name}/{pod.name} → {svc}", src=f"{cluster.name}/{pod.name}",
                 src_netns=pod.netns, src_ip=pod.ip, proto=proto, count=_connections(len(allowed)),
                 allowed_backends=tuple(f"{cluster.name}/{e.name}" for e in allowed),
-                spread=_spread(affinity, len(allowed)), allowed_sources=(pod.ip,), **base))
+                spread=_spread(affinity, len(allowed)),
+                allowed_sources=models.get(cluster.model).service_sources(cluster, node, pod), **base))
         node = cluster.nodes[0]
         out.append(CheckSpec(
             name=f"node→ClusterIP: {cluster.name}/{node.name} → {svc}", src=f"{cluster.name}/{node.name}",

@@ -21,6 +21,7 @@ from netlab.cloud.internet import Internet
 from netlab.cloud.natgw import NatGateway
 from netlab.cloud.peering import Peering
 from netlab.models import registry
+from netlab.scenario.security_groups import SecurityGroup
 from netlab.scenario.types import (Check, ClusterBase, Host, Impairment, LabName, Strict, Vpc,  # noqa: F401
                                    LAB_NAME_MAX, NAME_PATTERN, Name, Port, Service, ServicePort)
 
@@ -36,6 +37,8 @@ class Scenario(Strict):
     vpcs: list[Vpc] = Field(default_factory=list,
                             description="more VPCs, each with its own name, router and subnets (peering)")
     hosts: list[Host] = Field(default_factory=list)
+    security_groups: list[SecurityGroup] = Field(default_factory=list,
+                                                 description="stateful filters at the VPC side of the ports bound to them")
     clusters: list[Cluster] = Field(default_factory=list)  # type: ignore[valid-type]
     impair: list[Impairment] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)

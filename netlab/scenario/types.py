@@ -19,7 +19,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # A DNS label, as Kubernetes object names are (RFC 1123), kept short enough that
 # namespace and interface names stay readable.
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=40)]
+NAME_MAX = 40
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=NAME_MAX)]
 LAB_NAME_MAX = 24
 LabName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=LAB_NAME_MAX)]
 
@@ -139,6 +140,8 @@ class Pod(Strict):
                                  description="make this a pod set of N pods; `netlab scale` changes N")
     labels: dict[str, str] = Field(default_factory=dict)
     ports: list[Port] = Field(default_factory=list)
+    hostNetwork: bool = Field(default=False, description="run in the node's own network namespace on the "
+                                                         "node IP, without a pod network (as Kubernetes does)")
 
 
 class ServicePort(Strict):

@@ -1,0 +1,313 @@
+"""Security groups: the VPC's stateful packet filter, enforced at the VPC side of the ports
+bound to a group, so that a packet a group refuses never reaches the machine behind it.
+
+Where: each VPC router namespace holds one nftables table, `ip netlab-sg`, rendered whole
+from the lab (`ruleset`) and replaced in one `nft -f` transaction (`add table; delete table;
+table {...}`), like kube-proxy's full sync. The ports are bridge ports (a subnet is a Linux
+bridge in the router), so the router filters bridged IPv4 with br_netfilter
+(`net.bridge.bridge-nf-call-iptables=1` in the router's namespace): bridged and routed
+packets then meet the same `forward` hook and the same conntrack, which is what makes the
+groups stateful (`ct state established,related accept` first: replies to admitted traffic
+pass; then the rules). The alternative, an nftables `bridge` family table, needs
+nf_conntrack_bridge for `ct state`, which the development kernels lack; br_netfilter is
+built in there and a module in stock kernels (loaded on demand; once loaded, bridges in
+every namespace pass IPv4 through netfilter, as on any Kubernetes node).
+
+How: a member is a bound address (today an eni pod's sub-ENI address: its packets cross its
+node's trunk port into the pod subnet's bridge). The forward chain sends a packet from a
+member to that member's `out-<member>` chain (its groups' outbound rules, `return` when one
+admits it, else drop) and a packet to a member to `in-<member>` (inbound rules, `accept`
+when one admits it, else drop). A rule's remote is a CIDR or another group: the set
+`members-<group>` of that group's addresses. Addresses are matched, not bridge ports: a
+routed packet leaves the router towards its bridge before the port is known, and a
+member's address is its port's (the VPC's anti-spoofing makes that so in the real cloud).
+
+Hook for other bindings (nodes, hosts, ELBs): `members` is the one place that says which
+addresses a group is bound to; a new binding adds its addresses there, and the renderer,
+the checks (`verdict`) and `netlab sg` follow.
+
+`verdict` answers, from the lab alone, whether the groups admit a flow and why: the
+generated checks use it to expect `blocked` where a group refuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from netlab.cloud.base import CloudObject
+from netlab.lab.model import Lab, VpcInfo
+from netlab.plan.ops import LoadModule, NftApply, Op, Sysctl
+from netlab.scenario.security_groups import MAX_GROUPS_PER_POD, Rule, SecurityGroup, SecurityGroupBinding
+
+TABLE = "netlab-sg"
+DIRECTIONS = ("inbound", "outbound")
+BRIDGE_NF = "net.bridge.bridge-nf-call-iptables"
+
+
+@dataclass(frozen=True)
+class Member:
+    """An address bound to groups, behind a port of a VPC."""
+
+    name: str  # `c1/web-1`
+    ip: IPv4Address
+    vpc: str
+    groups: tuple[str, ...]
+
+
+def members(lab: Lab) -> list[Member]:
+    """Every address bound to security groups: pods whose model data names groups (the eni
+    model's sub-ENIs). Nodes and hosts join here when they can be bound."""
+    out = []
+    for c in lab.clusters:
+        for p in c.netns_pods():
+            groups = getattr(p.network, "security_groups", None)
+            if groups:
+                out.append(Member(f"{c.name}/{p.name}", p.ip, _vpc_of(lab, p.ip).name, tuple(groups)))
+    return out
+
+
+def _vpc_of(lab: Lab, ip: IPv4Address) -> VpcInfo:
+    return next(v for v in lab.vpcs if any(ip in sn.cidr for sn in v.subnets))
+
+
+def group_members(lab: Lab) -> dict[str, list[Member]]:
+    out: dict[str, list[Member]] = {g.name: [] for g in lab.security_groups}
+    for m in members(lab):
+        for g in m.groups:
+            out.setdefault(g, []).append(m)
+    return out
+
+
+# -- what the groups admit (pure) ------------------------------------------------------------
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    why: str  # which group admits or refuses it, and by which rule
+
+
+def _matches(rule: Rule, remote: IPv4Address, proto: str, port: int | None, groups: dict) -> bool:
+    if rule.protocol != "all" and rule.protocol != proto:
+        return False
+    if rule.port is not None:
+        low, high = rule.ports
+        if port is None or not low <= port <= high:
+            return False
+    if rule.remote_group:
+        return any(m.ip == remote for m in groups.get(rule.remote_group, []))
+    return remote in rule.remote
+
+
+def _judge(lab: Lab, member: Member, direction: str, remote: IPv4Address, proto: str, port: int | None,
+           groups: dict) -> tuple[bool, str]:
+    for name in member.groups:
+        group = lab.security_group(name)
+        for rule in group.rules(direction) if group else []:
+            if _matches(rule, remote, proto, port, groups):
+                return True, f"{name} admits it ({direction} {rule.text(direction)})"
+    flow = f"{proto}/{port}" if port else proto
+    where = f"from {remote}" if direction == "inbound" else f"to {remote}"
+    return False, f"no {direction} rule of {', '.join(member.groups)} admits {flow} {where}"
+
+
+def verdict(lab: Lab, src: IPv4Address, dst: IPv4Address, proto: str, port: int | None) -> Verdict | None:
+    """Whether the groups at both ends admit a new flow src → dst (proto tcp/udp/icmp), and
+    why; None when neither end is bound to a group."""
+    by_ip = {m.ip: m for m in members(lab)}
+    sender, receiver = by_ip.get(src), by_ip.get(dst)
+    if sender is None and receiver is None:
+        return None
+    groups = group_members(lab)
+    reasons = []
+    if sender is not None:
+        ok, why = _judge(lab, sender, "outbound", dst, proto, port, groups)
+        if not ok:
+            return Verdict(False, f"blocked by the security groups of {sender.name}: {why}")
+        reasons.append(why)
+    if receiver is not None:
+        ok, why = _judge(lab, receiver, "inbound", src, proto, port, groups)
+        if not ok:
+            return Verdict(False, f"blocked by the security groups of {receiver.name}: {why}")
+        reasons.append(why)
+    return Verdict(True, "; ".join(reasons))
+
+
+# -- the ruleset (pure) ---------------------------------------------------------------------
+def _rule_line(rule: Rule, direction: str, group: str) -> str:
+    parts = []
+    field = "saddr" if direction == "inbound" else "daddr"
+    if rule.remote_group:
+        parts.append(f"ip {field} @members-{rule.remote_group}")
+    elif rule.remote.prefixlen:
+        parts.append(f"ip {field} {rule.remote}")
+    if rule.port is not None:
+        low, high = rule.ports
+        parts.append(f"{rule.protocol} dport {low if low == high else f'{low}-{high}'}")
+    elif rule.protocol != "all":
+        parts.append(f"meta l4proto {rule.protocol}")
+    verdict_ = "accept" if direction == "inbound" else "return"
+    return " ".join(parts + ["counter", verdict_, f'comment "{group}: {direction} {rule.text(direction)}"'])
+
+
+def ruleset(lab: Lab, vpc: VpcInfo) -> str:
+    """The whole `ip netlab-sg` table of one VPC router, as one `nft -f` transaction that
+    replaces the previous one atomically."""
+    local = [m for m in members(lab) if m.vpc == vpc.name]
+    groups = group_members(lab)
+    lines = [f"add table ip {TABLE}", f"delete table ip {TABLE}", f"table ip {TABLE} {{"]
+    used = sorted({r.remote_group for m in local for name in m.groups for d in DIRECTIONS
+                   for r in (lab.security_group(name).rules(d) if lab.security_group(name) else [])
+                   if r.remote_group})
+    for name in used:
+        lines.append(f"\tset members-{name} {{")
+        lines.append("\t\ttype ipv4_addr")
+        addrs = sorted({m.ip for m in groups.get(name, [])})
+        if addrs:
+            lines.append(f"\t\telements = {{ {', '.join(str(a) for a in addrs)} }}")
+        lines.append("\t}")
+    for m in local:
+        for direction, prefix, last in (("inbound", "in", "drop"), ("outbound", "out", "drop")):
+            lines.append(f"\tchain {prefix}-{m.name} {{")
+            for name in m.groups:
+                group = lab.security_group(name)
+                lines += [f"\t\t{_rule_line(r, direction, name)}" for r in (group.rules(direction) if group else [])]
+            lines.append(f'\t\tcounter {last} comment "{m.name}: no {direction} rule of its groups admits it"')
+            lines.append("\t}")
+    lines += ["\tchain forward {",
+              "\t\ttype filter hook forward priority filter; policy accept;",
+              "\t\tct state established,related accept"]
+    if local:
+        lines.append("\t\tip saddr vmap { " + ", ".join(f"{m.ip} : jump out-{m.name}" for m in local) + " }")
+        lines.append("\t\tip daddr vmap { " + ", ".join(f"{m.ip} : jump in-{m.name}" for m in local) + " }")
+    lines += ["\t}", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def vpc_ops(lab: Lab) -> list[Op]:
+    """For every VPC with bound ports: bridged IPv4 through netfilter, and the whole table."""
+    out: list[Op] = []
+    hosting = {m.vpc for m in members(lab)}
+    for vpc in lab.vpcs:
+        if vpc.name not in hosting:
+            continue
+        out += [LoadModule(vpc.netns, "br_netfilter"), Sysctl(vpc.netns, BRIDGE_NF, "1"),
+                NftApply(vpc.netns, ruleset(lab, vpc), purpose="security groups")]
+    return out
+
+
+class SecurityGroups(CloudObject):
+    name = "secgroup"
+
+    def resolve(self, scenario, lab: Lab, ctx) -> None:
+        """The groups are in the lab already (the scenario's, and those the models created):
+        check what refers to them, and that this machine can enforce them."""
+        check_references(scenario.security_groups, lab.security_groups[len(scenario.security_groups):], ctx)
+        path = next((("clusters", ci, "model") for ci, c in enumerate(lab.clusters)
+                     if any(getattr(p.network, "security_groups", None) for p in c.pods)), ("security_groups",))
+        check_host(lab, ctx, path)
+
+    def edge(self, lab: Lab) -> list[Op]:
+        return vpc_ops(lab)
+
+    def resync(self, lab: Lab) -> list[Op]:
+        return vpc_ops(lab)
+
+
+OBJECT = SecurityGroups()
+
+
+# -- resolve-time checks (pure) ---------------------------------------------------------------
+def check_scenario(groups: list[SecurityGroup], ctx) -> None:
+    """Group names are unique, rules consistent; remember where each group is declared
+    (`ctx.security_groups`)."""
+    for i, g in enumerate(groups):
+        if g.name in ctx.security_groups:
+            first = ctx.source.line(ctx.security_groups[g.name])
+            raise ctx.error(("security_groups", i, "name"), f"duplicate security group '{g.name}' (first on line {first})")
+        ctx.security_groups[g.name] = ("security_groups", i)
+        for direction in DIRECTIONS:
+            for j, rule in enumerate(g.rules(direction)):
+                if (problem := rule.problem()) is not None:
+                    raise ctx.error(("security_groups", i, direction, j, problem[0]), problem[1])
+
+
+def check_references(groups: list[SecurityGroup], created: list[SecurityGroup], ctx) -> None:
+    """Every `remote_group` names a group of the lab; a group a model creates (an eni
+    cluster's default group) takes no name a user group has."""
+    known = {g.name for g in groups}
+    for g in created:
+        if g.name in known:
+            raise ctx.error(ctx.security_groups[g.name] + ("name",),
+                            f"'{g.name}' is the name of a group the service creates for a cluster; rename it")
+        known.add(g.name)
+    for i, g in enumerate(groups):
+        for direction in DIRECTIONS:
+            for j, rule in enumerate(g.rules(direction)):
+                if rule.remote_group and rule.remote_group not in known:
+                    raise ctx.error(("security_groups", i, direction, j, "remote_group"),
+                                    f"unknown security group '{rule.remote_group}'; groups: {', '.join(sorted(known))}")
+
+
+def groups_for(bindings: list[SecurityGroupBinding], namespace: str, labels: dict) -> list[str]:
+    """The groups the `SecurityGroup` objects give a pod with these labels, in object order."""
+    return list(dict.fromkeys(name for b in bindings if b.namespace == namespace and b.podSelector.matches(labels)
+                              for name in b.securityGroups))
+
+
+def bind(bindings: list[SecurityGroupBinding], path, pod_name: str, namespace: str, labels: dict,
+         known: set[str], ctx) -> list[str]:
+    """`groups_for`, checked: every group exists, at most five per pod (located errors)."""
+    out: list[str] = []
+    for i, b in enumerate(bindings):
+        if b.namespace != namespace or not b.podSelector.matches(labels):
+            continue
+        for j, name in enumerate(b.securityGroups):
+            if name not in known:
+                raise ctx.error(path + (i, "securityGroups", j),
+                                f"unknown security group '{name}'; groups: {', '.join(sorted(known)) or 'none'}")
+            if name not in out:
+                out.append(name)
+        if len(out) > MAX_GROUPS_PER_POD:
+            raise ctx.error(path + (i, "securityGroups"),
+                            f"pod '{pod_name}' would get {len(out)} security groups ({', '.join(out)}); "
+                            f"a pod holds at most {MAX_GROUPS_PER_POD}")
+    return out
+
+
+def check_host(lab: Lab, ctx, path) -> None:
+    if members(lab) and ctx.check_host and "br_netfilter" not in ctx.features:
+        raise ctx.error(path, "security groups (an eni cluster's pods are always bound to one) are enforced "
+                              "on the VPC's bridges with br_netfilter, which this kernel lacks (see `netlab "
+                              "doctor`); run the lab on a kernel with the br_netfilter module")
+
+
+# -- a running lab's groups change (`netlab sg`) (pure) -----------------------------------------
+def change_rule(lab: Lab, group: str, direction: str, rule: Rule, *, add: bool) -> tuple[Lab, list[Op]]:
+    """The lab with one rule added to or removed from a group, and the ops that re-render
+    every affected VPC router's table (whole, atomic). Raises UserError when the group or
+    the rule does not exist, or the rule is there already."""
+    from netlab.errors import UserError
+
+    old = lab.security_group(group)
+    if old is None:
+        raise UserError(f"lab {lab.name} has no security group '{group}'; groups: "
+                        + (", ".join(g.name for g in lab.security_groups) or "none"))
+    if rule.remote_group and lab.security_group(rule.remote_group) is None:
+        raise UserError(f"--remote-group: lab {lab.name} has no security group '{rule.remote_group}'")
+    rules = list(old.rules(direction))
+    same = [r for r in rules if _same(r, rule)]
+    if add and same:
+        raise UserError(f"{group} already has the {direction} rule {rule.text(direction)}")
+    if not add and not same:
+        listed = "; ".join(r.text(direction) for r in rules) or "none"
+        raise UserError(f"{group} has no {direction} rule {rule.text(direction)}; its {direction} rules: {listed}")
+    rules = rules + [rule] if add else [r for r in rules if not _same(r, rule)]
+    new_group = old.model_copy(update={direction: rules})
+    new = lab.model_copy(update={"security_groups": [new_group if g.name == group else g
+                                                     for g in lab.security_groups]})
+    return new, vpc_ops(new)
+
+
+def _same(a: Rule, b: Rule) -> bool:
+    """Rules admit the same (descriptions aside)."""
+    return (a.protocol, a.ports, str(a.remote)) == (b.protocol, b.ports, str(b.remote))
