@@ -321,24 +321,58 @@ def impair(lab: str, link: str, delay, jitter, loss, rate, clear: bool) -> None:
 @click.argument("lab")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON report")
 @click.option("--junit", type=click.Path(dir_okay=False, writable=True), help="also write JUnit XML here")
-@click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each answer")
-def check(lab: str, as_json: bool, junit: str | None, timeout: float) -> None:
-    """Probe a lab: the expected matrix plus the scenario's checks. Exit 1 if any fails."""
+@click.option("--timeout", type=click.FloatRange(min=0.01), default=None,
+              help="seconds of silence before a probe counts as dropped [default: 0.3; an unexpected "
+                   "silence is probed again, waiting 2 s or 4 × this]")
+@click.option("--only", type=click.Choice(["generated", "scenario"]),
+              help="only the generated matrix, or only the scenario's own checks")
+@click.option("--cluster", "cluster", metavar="CLUSTER", help="only the checks about this cluster")
+@click.option("--failed", "failed_only", is_flag=True, help="list only the checks that failed")
+@click.option("--why", "why", is_flag=True, help="print each check with the mechanism behind it")
+def check(lab: str, as_json: bool, junit: str | None, timeout: float | None, only: str | None,
+          cluster: str | None, failed_only: bool, why: bool) -> None:
+    """Probe a lab: the expected matrix plus the scenario's checks. Exit 1 if any fails, or
+    if the lab itself is broken (its agent does not serve every declared port)."""
     _require_root("check")
-    sys.exit(_check(_read_lab(lab), as_json, junit, timeout))
+    resolved = _read_lab(lab)
+    if cluster is not None and cluster not in [c.name for c in resolved.clusters]:
+        raise UserError(f"--cluster: lab {lab} has no cluster '{cluster}'; clusters: "
+                        + (", ".join(c.name for c in resolved.clusters) or "(none)"))
+    sys.exit(_check(resolved, as_json, junit, timeout, only=only, cluster=cluster, failed_only=failed_only,
+                    why=why))
 
 
-def _check(lab, as_json: bool, junit: str | None, timeout: float) -> int:
-    from netlab.probe import checks, report
-    from netlab.probe.runner import Runner
+def _check(lab, as_json: bool, junit: str | None, timeout: float | None, *, only: str | None = None,
+           cluster: str | None = None, failed_only: bool = False, why: bool = False) -> int:
+    from netlab.lab import refs
+    from netlab.probe import checks, report, selftest
+    from netlab.probe.runner import DEFAULT_TIMEOUT, Runner
 
+    out = report.console_for()
     start = time.monotonic()
-    results = Runner(timeout=timeout).run(checks.matrix(lab))
+    broken = selftest.problems(lab)
+    if broken:
+        # The agent is not the network: nothing is probed, nothing passes as blocked.
+        if as_json:
+            click.echo(report.to_json(lab.name, [], broken))
+        for line in broken:
+            click.echo(f"netlab: lab error: {line}", err=True)
+        if junit:
+            Path(junit).write_text(report.to_junit(lab.name, [], time.monotonic() - start))
+        return 1
+    book = refs.address_book(lab)
+
+    def name(ip) -> str:
+        owner = book.get(ip)
+        return f"{owner} ({ip})" if owner else str(ip)
+
+    results = Runner(timeout=timeout or DEFAULT_TIMEOUT, namer=name).run(
+        checks.matrix(lab, only=only, cluster=cluster))
     seconds = time.monotonic() - start
     if as_json:
         click.echo(report.to_json(lab.name, results))
     else:
-        report.print_table(lab.name, results, console, seconds)
+        report.print_table(lab.name, results, out, seconds, lab=lab, failed_only=failed_only, why=why)
     if junit:
         Path(junit).write_text(report.to_junit(lab.name, results, seconds))
     return 0 if all(r.ok for r in results) else 1
@@ -364,7 +398,7 @@ def demo(keep: bool, as_json: bool) -> None:
     executor.up(lab, plan_mod.build(lab))
     out.print(f"lab {lab.name} is up ({_counts(lab)}) in {time.monotonic() - start:.2f} s", highlight=False)
     try:
-        code = _check(lab, as_json, None, 2.0)
+        code = _check(lab, as_json, None, None)
     finally:
         if not keep:
             executor.down(lab.name)

@@ -6,11 +6,13 @@ pod↔pod across nodes, node→pod, VPC host→pod, and pod→VPC host (with the
 host must see). It is sampled so that it grows linearly with the lab: every pod is the
 source of one same-node and one cross-node check, every node and host probes a few pods.
 What a network model promises (encapsulation between nodes, the source address of pod
-egress) comes from the model module's traits.
+egress) comes from the model's traits; what blocks a path is named precisely (an outcome of
+`netlab.probe.outcomes`), and every check carries a one-line `why` (`netlab.probe.explain`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -19,6 +21,7 @@ from netlab.lab import refs
 from netlab.lab.model import ClusterInfo, HostInfo, Lab, NodeInfo, PodInfo
 
 Obj = HostInfo | NodeInfo | PodInfo
+ORIGINS = ("generated", "scenario")
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,14 @@ class CheckSpec:
     dst: str
     dst_ip: IPv4Address
     port: int | None
-    proto: str  # tcp | udp | icmp | syn (a crafted TCP SYN: tells a REJECT from a DROP)
-    expect: str = "reach"  # reach | blocked
+    proto: str  # tcp | udp | icmp | syn (a crafted TCP SYN: sees a drop without a connect timeout)
+    # The outcome the check expects (netlab.probe.outcomes.OUTCOMES) or "blocked" (any
+    # refusal by the network: rejected, unreachable or dropped).
+    expect: str = "reach"
+    kind: str = ""  # the row's category, e.g. "pod→pod across nodes" (default: the name's head)
+    cluster: str | None = None  # the cluster it is about (None: the lab as a whole)
+    origin: str = "generated"  # generated (the matrix) | scenario (the file's `checks:`)
+    why: str = ""  # the mechanism, from the lab model (netlab.probe.explain)
     expect_source: IPv4Address | None = None
     expect_backend: str | None = None
     # Where to sniff (netns, ifname) and what must be seen there: "none" (plain IP),
@@ -44,9 +53,25 @@ class CheckSpec:
     allowed_backends: tuple[str, ...] = ()
     spread: str | None = None  # "all": every allowed backend answers; "one": one answers all
     allowed_sources: tuple[IPv4Address, ...] = ()
-    blocked_by: str | None = None  # "reject" (ICMP unreachable or RST) | "drop" (silence)
+    # The client is one of the Service's endpoints: when it answers itself, kube-proxy
+    # masquerades the hairpin connection, and the server sees one of these instead.
+    hairpin: tuple[str, tuple[IPv4Address, ...]] | None = None
+    # Telling `refused` from `rejected`: the addresses that are the target itself, and
+    # whether the lab puts a rejecting rule on this path (kube-proxy, no endpoints).
+    target_ips: tuple[IPv4Address, ...] = ()
+    rule_rejects: bool = False
     min_rtt_ms: float | None = None  # ICMP: every round trip must take at least this long
     size: int | None = None  # ICMP only: the IP packet's total length, sent with DF set
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", self.name.split(":")[0])
+        if not self.target_ips:
+            object.__setattr__(self, "target_ips", (self.dst_ip,))
+
+    @property
+    def target(self) -> str:
+        return self.dst + (f":{self.port}" if self.port else "")
 
 
 def _service_port(obj: Obj) -> tuple[str, int | None]:
@@ -80,11 +105,31 @@ def _underlay(node: NodeInfo) -> tuple[str, str]:
     return node.netns, "eth0"
 
 
+def vpc_route(lab: Lab, ip: IPv4Address):
+    """The VPC route table's entry for an address (longest prefix), or None. The subnets'
+    own prefixes count as routes (the router is on every subnet)."""
+    routes = [r for r in lab.vpc.routes if ip in r.destination]
+    return max(routes, key=lambda r: r.destination.prefixlen, default=None)
+
+
+def routed_by_vpc(lab: Lab, ip: IPv4Address) -> bool:
+    return vpc_route(lab, ip) is not None or any(ip in sn.cidr for sn in lab.vpc.subnets)
+
+
+def _from_outside(lab: Lab, ip: IPv4Address, promise: str) -> str:
+    """What a VPC host gets from a pod address the model says is `reach` or `blocked`:
+    blocked means the VPC router has no route, and answers so (unreachable)."""
+    if promise == "reach":
+        return "reach"
+    return "unreachable" if not routed_by_vpc(lab, ip) else "blocked"
+
+
 def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
     model = models.get(cluster.model)
     out: list[CheckSpec] = []
     by_node = {n.name: cluster.pods_on(n.name) for n in cluster.nodes}
     with_pods = [n for n in cluster.nodes if by_node[n.name]]
+    c = {"cluster": cluster.name}
 
     def sniff(node: NodeInfo, expect: str) -> dict:
         return {"sniff": _underlay(node), "sniff_label": f"{node.name} eth0", "expect_encap": expect}
@@ -96,7 +141,7 @@ def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
                 dst = pods[(i + 1) % len(pods)]
                 if len(pods) == 2 and i == 1:
                     break  # a ring of two is one pair; once is enough
-                out.append(_check("pod→pod same node", pod, dst, expect_source=pod.ip, **sniff(node, "absent")))
+                out.append(_check("pod→pod same node", pod, dst, expect_source=pod.ip, **c, **sniff(node, "absent")))
     for k, node in enumerate(with_pods):
         if len(with_pods) < 2:
             break
@@ -104,38 +149,39 @@ def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
         peer_pods = by_node[peer.name]
         for i, pod in enumerate(by_node[node.name]):
             dst = peer_pods[i % len(peer_pods)]
-            out.append(_check("pod→pod across nodes", pod, dst, expect_source=pod.ip,
+            out.append(_check("pod→pod across nodes", pod, dst, expect_source=pod.ip, **c,
                               **sniff(node, model.ENCAP)))
     for k, node in enumerate(cluster.nodes):
         local = by_node[node.name]
         if local:
             out.append(_check("node→pod", node, local[0], expect_source=model.node_source(cluster, node, local[0]),
-                              **sniff(node, "absent")))
+                              **c, **sniff(node, "absent")))
         others = [n for n in with_pods if n.name != node.name]
         if others:
             dst = by_node[others[k % len(others)].name][0]
             out.append(_check("node→pod", node, dst, expect_source=model.node_source(cluster, node, dst),
-                              **sniff(node, model.ENCAP)))
+                              **c, **sniff(node, model.ENCAP)))
     if model.ENCAP != "none" and len(with_pods) > 1:
         # The pod MTU leaves room for the encapsulation: a DF packet of exactly the pod MTU
         # crosses the tunnel, one byte more does not leave the pod.
         src, dst = by_node[with_pods[0].name][0], by_node[with_pods[1].name][0]
-        for size, expect in ((cluster.mtu, "reach"), (cluster.mtu + 1, "blocked")):
+        for size, expect in ((cluster.mtu, "reach"), (cluster.mtu + 1, "unreachable")):
             out.append(CheckSpec(
                 name=f"pod MTU across nodes: {_name(src)} → {_name(dst)} ping {size} bytes DF",
                 src=_name(src), src_netns=src.netns, src_ip=src.ip, dst=_name(dst), dst_ip=dst.ip,
-                port=None, proto="icmp", expect=expect, size=size,
+                port=None, proto="icmp", expect=expect, size=size, **c,
                 **sniff(with_pods[0], model.ENCAP if expect == "reach" else "absent")))
     for host in lab.hosts:
         for node in with_pods:
-            out.append(_check("VPC host→pod", host, by_node[node.name][0], expect_source=host.eth0.ip,
-                              expect=model.VPC_HOST_TO_POD))
+            pod = by_node[node.name][0]
+            out.append(_check("VPC host→pod", host, pod, expect_source=host.eth0.ip, **c,
+                              expect=_from_outside(lab, pod.ip, model.VPC_HOST_TO_POD)))
     for node in with_pods:
         pod = by_node[node.name][0]
         for host in lab.hosts:
             if host.ports:
                 out.append(_check("pod→VPC host", pod, host, expect_source=model.egress_source(cluster, node, pod),
-                                  **sniff(node, "none")))
+                                  **c, **sniff(node, "none")))
     return out
 
 
@@ -143,18 +189,44 @@ def explicit(lab: Lab) -> list[CheckSpec]:
     out = []
     for c in lab.checks:
         src = refs.lookup(lab, c.from_)
-        name, port = refs.split_port(c.to)
-        dst = refs.lookup(lab, name)
-        proto = c.proto or ("tcp" if port else "icmp")
-        source = refs.lookup(lab, c.source).ip if c.source else None
-        target = f"{dst.name}:{port}" if port else dst.name
+        dst = refs.destination(lab, c.to, c.proto)
+        proto = c.proto or dst.proto or ("tcp" if dst.port else "icmp")
+        sources = tuple(refs.source_address(lab, s) for s in refs.as_list(c.source))
+        cluster = dst.target.cluster or src.cluster
+        service = dst.kind in ("service", "nodeport")
         out.append(CheckSpec(
-            name=f"scenario check: {src.name} → {target} {proto}", src=src.name, src_netns=src.netns,
-            src_ip=src.ip, dst=dst.name, dst_ip=dst.ip, port=port, proto=proto, expect=c.expect,
-            expect_source=source,
-            expect_backend=dst.name if dst.kind in ("pod", "host", "node") and proto != "icmp" else None,
-            **_explicit_sniff(lab, src)))
+            name=f"scenario check: {src.name} → {dst.label} {proto}", src=src.name, src_netns=src.netns,
+            src_ip=src.ip, dst=dst.name, dst_ip=dst.ip, port=dst.port, proto=proto, expect=c.expect,
+            kind="scenario check", cluster=cluster.name if cluster else None, origin="scenario",
+            expect_source=sources[0] if len(sources) == 1 else None,
+            allowed_sources=sources if len(sources) > 1 else (),
+            target_ips=(dst.ip,) + tuple(p.ip for p in dst.endpoints),
+            rule_rejects=service and _rejects_without_endpoints(dst),
+            **_explicit_backend(c, dst, proto), **_explicit_sniff(lab, src)))
     return out
+
+
+def _explicit_backend(c, dst: refs.Destination, proto: str) -> dict:
+    """Who may answer: the check's `backend`; else a Service's (or NodePort's) endpoints;
+    else the pod, host or node it names."""
+    if c.backend:
+        return {"allowed_backends": tuple(refs.as_list(c.backend))}
+    if proto == "icmp":
+        return {}
+    if dst.kind in ("service", "nodeport"):
+        return {"allowed_backends": tuple(f"{dst.target.cluster.name}/{p.name}" for p in dst.endpoints)}
+    if dst.kind in ("pod", "host", "node"):
+        return {"expect_backend": dst.name}
+    return {}
+
+
+def _rejects_without_endpoints(dst: refs.Destination) -> bool:
+    """kube-proxy REJECTs a Service port without endpoints; a NodePort with
+    externalTrafficPolicy Local and no endpoint on its node is dropped instead."""
+    if dst.endpoints:
+        return False
+    return not (dst.kind == "nodeport" and dst.service.spec.externalTrafficPolicy == "Local"
+                and refs.endpoints(dst.service, dst.target.cluster, dst.service_port))
 
 
 def _explicit_sniff(lab: Lab, src: refs.Target) -> dict:
@@ -176,16 +248,30 @@ def impairment_checks(lab: Lab) -> list[CheckSpec]:
         if not i.delay:
             continue
         obj = i.link.rpartition(":")[0]
+        cluster = obj.partition("/")[0] if "/" in obj else None
         out.append(CheckSpec(name=f"netem delay {i.delay}: {i.link} → {i.peer}", src=obj, src_netns=i.netns,
                              src_ip=i.peer, dst=str(i.peer), dst_ip=i.peer, port=None, proto="icmp",
-                             count=5, min_rtt_ms=i.delay_ms))
+                             count=5, min_rtt_ms=i.delay_ms, kind="netem delay", cluster=cluster,
+                             why=f"tc netem delay {i.delay} on the egress of {i.link}: each round trip "
+                                 "crosses it once"))
     return out
 
 
-def matrix(lab: Lab) -> list[CheckSpec]:
+def matrix(lab: Lab, only: str | None = None, cluster: str | None = None) -> list[CheckSpec]:
+    """Every check of the lab, each with its `why`; `only` keeps the generated matrix or the
+    scenario's checks, `cluster` the checks about one cluster."""
+    from netlab.probe.explain import Rulesets, why
     from netlab.probe.service_checks import service_matrix
 
-    out = []
-    for cluster in lab.clusters:
-        out += cluster_matrix(lab, cluster) + service_matrix(lab, cluster)
-    return out + impairment_checks(lab) + explicit(lab)
+    out: list[CheckSpec] = []
+    if only != "scenario":
+        for c in lab.clusters:
+            out += cluster_matrix(lab, c) + service_matrix(lab, c)
+        out += impairment_checks(lab)
+    if only != "generated":
+        out += explicit(lab)
+    if cluster is not None:
+        out = [s for s in out if s.cluster == cluster or s.src.startswith(f"{cluster}/")
+               or s.dst.startswith(f"{cluster}/")]
+    rules = Rulesets(lab)
+    return [s if s.why else dataclasses.replace(s, why=why(lab, s, rules)) for s in out]
