@@ -78,11 +78,13 @@ class SetLink(Op):
     up: bool = True
     master: str | None = None
     address: str | None = None  # a MAC address to set
+    hairpin: bool = False  # bridge port: frames may leave by the port they came in on
 
     def __str__(self) -> str:
         master = f" master {self.master}" if self.master else ""
         address = f" address {self.address}" if self.address else ""
-        return f"ip -n {self.netns} link set {self.ifname}{master}{address} {'up' if self.up else 'down'}"
+        hairpin = " type bridge_slave hairpin on" if self.hairpin else ""
+        return f"ip -n {self.netns} link set {self.ifname}{master}{address} {'up' if self.up else 'down'}{hairpin}"
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,8 @@ class Netlink:
         if op.address:
             kwargs["address"] = op.address
         self.ipr(op.netns).link("set", index=self.index(op.netns, op.ifname), **kwargs)
+        if op.hairpin:
+            self.ipr(op.netns).brport("set", index=self.index(op.netns, op.ifname), mode=1)  # IFLA_BRPORT_MODE
 
     def add_address(self, op: AddAddress) -> None:
         self.ipr(op.netns).addr("add", index=self.index(op.netns, op.ifname),

@@ -196,7 +196,10 @@ def _pod_ops(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, *, master: str 
     out: list[Op] = [
         AddNetns(pod.netns),
         AddVeth(node.netns, pod.host_ifname, pod.netns, "eth0", cluster.mtu),
-        SetLink(node.netns, pod.host_ifname, master=master),
+        # On cni0, hairpin mode, as Flannel's CNI configuration sets it (hairpinMode: true): a
+        # pod that kube-proxy sends to itself through its own Service leaves and comes back
+        # by the same bridge port.
+        SetLink(node.netns, pod.host_ifname, master=master, hairpin=master == BRIDGE),
         SetLink(pod.netns, "lo"),
         SetLink(pod.netns, "eth0", address=mac),
         AddAddress(pod.netns, "eth0", IPv4Interface(f"{pod.ip}/{node.pod_cidr.prefixlen}")),
