@@ -38,8 +38,29 @@ def _features() -> frozenset[str]:
     return frozenset(name for name, feature in caps.features.items() if feature.usable)
 
 
-def _load(file: str | None, name: str | None = None):
-    """Scenario file (or the built-in default) → resolved Lab, for this machine's kernel."""
+def _load(file: str | None, name: str | None = None, strict: bool | None = None):
+    """Scenario file (or the built-in default) → resolved Lab, for this machine's kernel.
+    With `strict` given, likely mistakes are reported: as warnings (stderr), or as errors
+    (exit 2) when strict."""
+    lab, source = _load_with_source(file, name)
+    if strict is not None:
+        _warn(lab, source, strict)
+    return lab
+
+
+def _warn(lab, source, strict: bool) -> None:
+    from netlab.lab import warnings
+
+    found = [w.render(source) for w in warnings.find(lab)]
+    if strict and found:
+        for line in found[:-1]:
+            click.echo(f"netlab: error: {line}", err=True)
+        raise UserError(found[-1] + " (--strict: warnings are errors)")
+    for line in found:
+        click.echo(f"netlab: warning: {line}", err=True)
+
+
+def _load_with_source(file: str | None, name: str | None = None):
     from netlab.lab.resolve import resolve
     from netlab.scenario import loader
 
@@ -55,7 +76,7 @@ def _load(file: str | None, name: str | None = None):
             raise UserError(f"--name: '{name}' is not a valid lab name (lowercase letters, digits "
                             "and '-', at most 24 characters)") from None
         scenario = scenario.model_copy(update={"name": name})
-    return resolve(scenario, source, _features())
+    return resolve(scenario, source, _features()), source
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -79,11 +100,17 @@ def cli() -> None:
     """
 
 
+STRICT = click.option("--strict", is_flag=True, help="treat warnings (likely mistakes) as errors")
+
+
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-def validate(file: str) -> None:
-    """Check a scenario file without building anything."""
-    lab = _load(file)
+@STRICT
+def validate(file: str, strict: bool) -> None:
+    """Check a scenario file without building anything; warn about likely mistakes (a
+    selector that selects no pod, a targetPort no pod declares, a check to a port nobody
+    serves)."""
+    lab = _load(file, strict=strict)
     console.print(f"{file}: ok — lab {lab.name}: {_counts(lab)}", highlight=False)
 
 
@@ -117,10 +144,11 @@ def plan(file: str | None, name: str | None) -> None:
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--name", help="lab name (default: the scenario's name)")
 @click.option("-v", "--verbose", is_flag=True, help="print each operation as it runs")
-def up(file: str | None, name: str | None, verbose: bool) -> None:
+@STRICT
+def up(file: str | None, name: str | None, verbose: bool, strict: bool) -> None:
     """Build a lab from FILE (default: the built-in overview scenario)."""
     _require_root("up")
-    _up(_load(file, name), verbose)
+    _up(_load(file, name, strict=strict), verbose)
 
 
 def _up(lab, verbose: bool = False) -> None:
@@ -164,7 +192,9 @@ def _read_lab(name: str):
 @click.argument("lab", required=False)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def status(lab: str | None, as_json: bool) -> None:
-    """Show the labs that are up, or one lab's objects and their live addresses."""
+    """Show the labs that are up, or one lab's objects and their live addresses.
+
+    Exit 1 when the lab is degraded (a namespace missing, a process not running)."""
     from netlab.apply import status as status_mod
     from netlab.apply.state import list_labs
 
@@ -177,9 +207,10 @@ def status(lab: str | None, as_json: bool) -> None:
             console.print("\n".join(labs) if labs else "no lab is up")
         return
     data = status_mod.collect(_read_lab(lab))
+    healthy = data["state"] == "up"
     if as_json:
         click.echo(json.dumps(data, indent=2))
-        return
+        sys.exit(0 if healthy else 1)
     procs = data["processes"]
     table = Table(title=f"lab {lab} ({data['state']}; {procs['running']}/{procs['expected']} processes running)")
     for col in ("name", "kind", "cluster", "netns", "addresses"):
@@ -187,6 +218,7 @@ def status(lab: str | None, as_json: bool) -> None:
     for o in data["objects"]:
         table.add_row(o["name"], o["kind"], o["cluster"] or "", o["netns"], ", ".join(o["addresses"]))
     console.print(table)
+    sys.exit(0 if healthy else 1)  # a degraded lab is not a healthy one
 
 
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True})

@@ -195,7 +195,7 @@ def explicit(lab: Lab) -> list[CheckSpec]:
         cluster = dst.target.cluster or src.cluster
         service = dst.kind in ("service", "nodeport")
         out.append(CheckSpec(
-            name=f"scenario check: {src.name} → {dst.label} {proto}", src=src.name, src_netns=src.netns,
+            name=f"scenario check: {src.name} → {c.to} {proto}", src=src.name, src_netns=src.netns,
             src_ip=src.ip, dst=dst.name, dst_ip=dst.ip, port=dst.port, proto=proto, expect=c.expect,
             kind="scenario check", cluster=cluster.name if cluster else None, origin="scenario",
             expect_source=sources[0] if len(sources) == 1 else None,

@@ -127,21 +127,28 @@ def _title(lab, cluster: str | None) -> str:
 
 
 def _table(title: str, rows: list[Result]) -> Table:
+    """Columns sized so that no address is cut: `to` and `from` at least as wide as their
+    longest entry (up to a bound), `server saw` one address wide (several wrap at commas);
+    the check kind takes what is left and wraps."""
+    cells = [("[green]✓[/green]" if r.ok else "[red]✗[/red]", r.spec.kind, _local(r.spec.src, r.spec.cluster),
+              _target(r), _outcome(r), _sources(r), _backends(r), r.encap or "") for r in rows]
+
+    def longest(i: int, bound: int) -> int:
+        return min(bound, max((len(str(c[i])) for c in cells), default=0))
+
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
-                  padding=(0, 1), pad_edge=False, show_edge=False)
-    longest_ip = max((len(a) for r in rows for a in _sources(r).split(", ")), default=0)
+                  padding=(0, 1), collapse_padding=True, pad_edge=False, show_edge=False)
+    ips = [a for c in cells for a in c[5].split(", ") if a]
     table.add_column("", no_wrap=True, width=1)
-    table.add_column("check", ratio=3, min_width=10)
-    table.add_column("from", ratio=2, min_width=6, overflow="fold")
-    table.add_column("to", ratio=3, min_width=8, overflow="fold")
-    table.add_column("outcome", no_wrap=True)
-    table.add_column("server saw", min_width=max(longest_ip, 10), max_width=31)
-    table.add_column("backend", ratio=2, min_width=7, overflow="fold")
-    table.add_column("encap", no_wrap=True, min_width=5)
-    for r in rows:
-        s = r.spec
-        table.add_row("[green]✓[/green]" if r.ok else "[red]✗[/red]", s.kind, _local(s.src, s.cluster),
-                      _target(r), _outcome(r), _sources(r), _backends(r), r.encap or "")
+    table.add_column("check", ratio=1, min_width=10)
+    table.add_column("from", width=max(4, longest(2, 16)), overflow="fold")
+    table.add_column("to", width=max(2, longest(3, 24)), overflow="fold")
+    table.add_column("outcome", width=max(7, longest(4, 24)))
+    table.add_column("server saw", width=max((len(a) for a in ips), default=10))
+    table.add_column("backend", width=max(7, longest(6, 14)), overflow="fold")
+    table.add_column("encap", width=5, no_wrap=True)
+    for row in cells:
+        table.add_row(*row)
     return table
 
 

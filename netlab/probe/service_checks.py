@@ -101,7 +101,7 @@ def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
                 ep = eps[0]
                 out.append(_pod_to_cluster_ip(
                     cluster, f"pod→own Service (hairpin): {cluster.name}/{ep.name} → {svc}", ep, eps, itp,
-                    affinity, dict(base, proto=proto)))
+                    affinity, dict(base, proto=proto, kind="pod→own Service")))
         node = cluster.nodes[0]
         out.append(CheckSpec(
             name=f"node→ClusterIP: {cluster.name}/{node.name} → {svc}", src=f"{cluster.name}/{node.name}",
@@ -111,7 +111,7 @@ def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
         for host in lab.hosts[:1]:
             out.append(CheckSpec(
                 name=f"VPC host→ClusterIP (outside the cluster): {host.name} → {svc}", src=host.name,
-                src_netns=host.netns, src_ip=host.eth0.ip, proto=proto,
+                src_netns=host.netns, src_ip=host.eth0.ip, proto=proto, kind="VPC host→ClusterIP",
                 expect="blocked" if routed_by_vpc(lab, info.cluster_ip) else "unreachable", **base))
 
         if info.spec.type == "ClusterIP" or not port.nodePort:
