@@ -106,13 +106,13 @@ def _underlay(node: NodeInfo) -> tuple[str, str]:
 
 
 def vpc_route(lab: Lab, ip: IPv4Address):
-    """The VPC route table's entry for an address (longest prefix), or None. The subnets'
-    own prefixes count as routes (the router is on every subnet)."""
+    """The VPC route table's custom entry for an address (longest prefix), or None."""
     routes = [r for r in lab.vpc.routes if ip in r.destination]
     return max(routes, key=lambda r: r.destination.prefixlen, default=None)
 
 
 def routed_by_vpc(lab: Lab, ip: IPv4Address) -> bool:
+    """The VPC router has a route for the address: a custom one, or a subnet of its own."""
     return vpc_route(lab, ip) is not None or any(ip in sn.cidr for sn in lab.vpc.subnets)
 
 

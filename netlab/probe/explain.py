@@ -26,6 +26,7 @@ from netlab.kubeproxy.iptdump import parse_dump
 from netlab.kubeproxy.trace import parse_nft_dump
 from netlab.lab import refs
 from netlab.lab.model import ClusterInfo, HostInfo, Lab, NodeInfo, PodInfo, ServiceInfo
+from netlab.probe.checks import vpc_route
 
 
 class Rulesets:
@@ -106,7 +107,7 @@ def _inside_cluster(lab: Lab, cluster: ClusterInfo, src: refs.Target, pod: PodIn
         t = cluster.tunnel
         dev = "br-int's vxlan0 port" if t.switch == "ovs" else f"the kernel device vxlan.{t.vni}"
         return f"VXLAN to {node.eth0.ip} (VNI {t.vni}) through {dev}: {node.pod_cidr} is {node.name}'s pod CIDR"
-    route = _vpc_route(lab, pod.ip)
+    route = vpc_route(lab, pod.ip)
     if route is None:
         return f"no VPC route to {pod.ip}"
     return f"VPC route {route.destination} via {route.owner} ({route.nexthop}), no encapsulation"
@@ -125,11 +126,6 @@ def _same_node(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, from_node: bo
     return f"same node: {how}; nothing crosses eth0"
 
 
-def _vpc_route(lab: Lab, ip: IPv4Address):
-    routes = [r for r in lab.vpc.routes if ip in r.destination]
-    return max(routes, key=lambda r: r.destination.prefixlen, default=None)
-
-
 def _subnet_of(lab: Lab, ip: IPv4Address):
     return next((sn for sn in lab.vpc.subnets if ip in sn.cidr), None)
 
@@ -137,7 +133,7 @@ def _subnet_of(lab: Lab, ip: IPv4Address):
 def _vpc_hop(lab: Lab, dst_ip: IPv4Address, cluster: ClusterInfo | None = None) -> str:
     """How the VPC router gets a packet to dst_ip: a custom route, or none (naming the
     CIDR it falls in, of `cluster` first: clusters may share a Service CIDR)."""
-    route = _vpc_route(lab, dst_ip)
+    route = vpc_route(lab, dst_ip)
     if route is not None:
         return f"VPC route {route.destination} via {route.owner} ({route.nexthop})"
     for c in ([cluster] if cluster else []) + lab.clusters:

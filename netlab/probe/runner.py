@@ -275,7 +275,7 @@ class Runner:
                 return _failure(sock, e, spec.dst_ip, tcp=True)
             try:
                 await loop.sock_sendall(sock, PROBE_LINE)
-                data = await asyncio.wait_for(_read_all(loop, sock), self.patience)
+                data = await asyncio.wait_for(read_all(loop, sock), self.patience)
             except TimeoutError:
                 result.problems.append(f"connected, but the server sent nothing within {self.patience:g} s")
                 return Evidence("answer")
@@ -424,7 +424,7 @@ def _bind_fresh_port(sock: socket.socket) -> None:
     sock.bind(("0.0.0.0", 0))
 
 
-async def _read_all(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
+async def read_all(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
     data = b""
     while True:
         chunk = await loop.sock_recv(sock, 4096)

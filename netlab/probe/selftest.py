@@ -21,7 +21,7 @@ from netlab.apply import processes
 from netlab.apply.state import StateDir
 from netlab.lab.model import Lab
 from netlab.probe.agent import Listener, listeners
-from netlab.probe.runner import CONCURRENCY, PROBE_LINE, Namespaces, _read_all
+from netlab.probe.runner import CONCURRENCY, PROBE_LINE, Namespaces, read_all
 
 SHOWN = 5  # problems listed by name; the rest are counted
 
@@ -90,7 +90,7 @@ async def _ask(spaces: Namespaces, lst: Listener) -> str | None:
     with spaces.socket(lst.netns, socket.AF_INET, kind) as sock:
         await loop.sock_connect(sock, ("127.0.0.1", lst.port))
         await loop.sock_sendall(sock, PROBE_LINE)
-        data = await (_read_all(loop, sock) if kind == socket.SOCK_STREAM else loop.sock_recv(sock, 65535))
+        data = await (read_all(loop, sock) if kind == socket.SOCK_STREAM else loop.sock_recv(sock, 65535))
     try:
         return json.loads(data.decode().strip().splitlines()[0]).get("server")
     except (ValueError, IndexError):
