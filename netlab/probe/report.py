@@ -96,7 +96,7 @@ def _target(r: Result) -> str:
 
 
 def _backends(r: Result) -> str:
-    names = list(dict.fromkeys(r.backends)) if r.backends else ([r.backend] if r.backend else [])
+    names = sorted(set(r.backends)) if r.backends else ([r.backend] if r.backend else [])
     local = [_local(b, r.spec.cluster) for b in names]
     return ", ".join(local) if len(local) <= 2 else f"{len(local)} backends"
 

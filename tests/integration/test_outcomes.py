@@ -10,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 
+from netlab.apply.state import StateDir
 from tests.helpers import netlab
 
 SCENARIO = """\
@@ -108,7 +109,20 @@ def test_each_outcome_kind_is_produced_and_stable(lab, tmp_path):
 
 def test_a_dead_agent_is_a_lab_error_not_a_blocked_network(lab, tmp_path):
     lab(_scenario(tmp_path), "ck-noagent")
-    pid = int(Path("/run/netlab/ck-noagent/pids/agent.pid").read_text().split()[0])
+    # A listener the agent does not hold (a port declared after it started) is named too.
+    from netlab.probe import selftest
+    from netlab.scenario.schema import Port
+
+    state = StateDir("ck-noagent").read()
+    assert selftest.problems(state) == []
+    pod = state.clusters[0].pods[0]
+    changed = state.model_copy(deep=True)
+    changed.clusters[0].pods[0].ports.append(Port(port=8443))
+    (problem,) = selftest.problems(changed)
+    assert problem.startswith("the pod agent of lab ck-noagent does not serve 1 of the 5 declared ports: "
+                              f"c1/{pod.name} 8443/tcp: ")
+
+    pid = int(StateDir("ck-noagent").pidfile("agent").read_text().split()[0])
     os.kill(pid, signal.SIGKILL)  # the agent this test's lab started
     deadline = time.monotonic() + 5
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
