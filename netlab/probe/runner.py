@@ -518,8 +518,11 @@ def _by_key(sniffer) -> dict[tuple, list[dict]]:
 def _classify(result: Result, sniffer: Sniffer) -> None:
     spec = result.spec
     key = ("icmp", result.icmp_id) if spec.proto == "icmp" else (spec.proto, result.sport)
+    # The probe's own flow: the same source port (or ICMP id) *and* destination. A source
+    # may use the same port again towards another destination (another check's probe).
+    targets = {str(a) for a in spec.target_ips}
     seen = next((f for f in _by_key(sniffer).get(key, [])
-                 if f["src"] == str(spec.src_ip) or f["dst"] == str(spec.dst_ip) and _source_ok(spec, f)), None)
+                 if f["dst"] in targets and (f["src"] == str(spec.src_ip) or _source_ok(spec, f))), None)
     where = spec.sniff_label or f"{spec.sniff[1]}"
     if seen is None:
         result.encap = "none"

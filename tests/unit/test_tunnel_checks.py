@@ -109,3 +109,24 @@ def test_classify_ignores_another_connection_with_the_same_source_port():
     r = Result(spec, reached=True, sport=47577)
     _classify(r, Stub([dict(other, src="172.16.0.1")]))
     assert not r.ok and r.encap == "vxlan"
+
+
+def test_classify_ignores_the_same_source_port_towards_another_destination():
+    """The kernel hands the same ephemeral port out again for another destination: a pod's
+    same-node probe is not its cross-node probe that happened to get the same port."""
+    from netlab.probe.checks import CheckSpec
+    from netlab.probe.runner import Result, _classify
+
+    spec = CheckSpec(name="pod→pod same node", src="c1/p5-4", src_netns="p", src_ip=IPv4Address("172.16.4.5"),
+                     dst="c1/p5-5", dst_ip=IPv4Address("172.16.4.6"), port=8080, proto="tcp",
+                     expect_source=IPv4Address("172.16.4.5"), sniff=("n5", "eth0"), expect_encap="absent")
+    other = {"encap": "none", "text": "plain IP 172.16.4.5→172.16.5.5", "src": "172.16.4.5", "dst": "172.16.5.5",
+             "proto": "tcp", "sport": 33475, "icmp_id": None}
+
+    class Stub:
+        def observations(self):
+            return [[other]]
+
+    r = Result(spec, reached=True, sport=33475)
+    _classify(r, Stub())
+    assert r.ok and r.encap == "none" and "stayed inside the node" in r.detail
