@@ -129,7 +129,7 @@ def main() -> int:
             for label, lab in built.items():
                 c = lab.cluster("c1")
                 if label == "tunnel, OVS":
-                    print(f"(OVS datapath: {c.tunnel.datapath})")
+                    print(f"(OVS datapath: {c.network.datapath})")
             results: dict[str, list[float]] = {label: [] for label in built}
             print(f"== pod-to-pod TCP across nodes, iperf3 {args.seconds:g} s, {args.rounds} paired rounds")
             rng = random.Random(7)

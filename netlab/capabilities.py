@@ -504,13 +504,13 @@ def ensure(names: Iterable[str], caps: Capabilities | None = None) -> Capabiliti
     for n in dict.fromkeys(to_load + extras):
         spec = KERNEL_FEATURES[n]
         if n in to_load and spec.module:
-            ok, err = kernelprobe.load_module(spec.module)
+            ok, err = kernelprobe.load_module(spec.module, modprobe=find_tool("modprobe"))
             if not ok:
                 failed.append(f"{n} (modprobe {spec.module}: {err or 'failed'})")
                 continue
         for extra in spec.extra_modules:
             if not _module_loaded(extra):
-                kernelprobe.load_module(extra)  # best effort: the kernel autoloads them too
+                kernelprobe.load_module(extra, modprobe=find_tool("modprobe"))  # best effort: the kernel autoloads them too
     if failed:
         raise CapabilityError("cannot load kernel feature(s): " + "; ".join(failed))
     return detect(probe=False, versions=False) if to_load else caps

@@ -38,11 +38,12 @@ def _features() -> frozenset[str]:
     return frozenset(name for name, feature in caps.features.items() if feature.usable)
 
 
-def _load(file: str | None, name: str | None = None, strict: bool | None = None):
-    """Scenario file (or the built-in default) → resolved Lab, for this machine's kernel.
+def _load(file: str | None, name: str | None = None, *, host: bool = True, strict: bool | None = None):
+    """Scenario file (or the built-in default) → resolved Lab, for this machine's kernel
+    (`host`), or judged on its own (`host=False`: as if the kernel had every feature).
     With `strict` given, likely mistakes are reported: as warnings (stderr), or as errors
     (exit 2) when strict."""
-    lab, source = _load_with_source(file, name)
+    lab, source = _load_with_source(file, name, host=host)
     if strict is not None:
         _warn(lab, source, strict)
     return lab
@@ -60,7 +61,7 @@ def _warn(lab, source, strict: bool) -> None:
         click.echo(f"netlab: warning: {line}", err=True)
 
 
-def _load_with_source(file: str | None, name: str | None = None):
+def _load_with_source(file: str | None, name: str | None = None, *, host: bool = True):
     from netlab.lab.resolve import resolve
     from netlab.scenario import loader
 
@@ -69,14 +70,14 @@ def _load_with_source(file: str | None, name: str | None = None):
     if name:
         from pydantic import TypeAdapter, ValidationError
 
-        from netlab.scenario.schema import LabName
+        from netlab.scenario.types import LabName
         try:
             TypeAdapter(LabName).validate_python(name)
         except ValidationError:
             raise UserError(f"--name: '{name}' is not a valid lab name (lowercase letters, digits "
                             "and '-', at most 24 characters)") from None
         scenario = scenario.model_copy(update={"name": name})
-    return resolve(scenario, source, _features()), source
+    return resolve(scenario, source, _features() if host else None), source
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -105,12 +106,14 @@ STRICT = click.option("--strict", is_flag=True, help="treat warnings (likely mis
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--host", is_flag=True, help="also refuse what this machine's kernel cannot run "
+                                           "(IPVS, netem, the OVS kernel datapath), as `up` does")
 @STRICT
-def validate(file: str, strict: bool) -> None:
-    """Check a scenario file without building anything; warn about likely mistakes (a
-    selector that selects no pod, a targetPort no pod declares, a check to a port nobody
-    serves)."""
-    lab = _load(file, strict=strict)
+def validate(file: str, host: bool, strict: bool) -> None:
+    """Check a scenario file without building anything (the file alone; `--host`: also
+    whether this machine can run it). Warn about likely mistakes: a selector that selects
+    no pod, a targetPort no pod declares, a check to a port nobody serves."""
+    lab = _load(file, host=host, strict=strict)
     console.print(f"{file}: ok — lab {lab.name}: {_counts(lab)}", highlight=False)
 
 
@@ -133,29 +136,54 @@ def schema() -> None:
 @cli.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--name", help="lab name (default: the scenario's name)")
-def plan(file: str | None, name: str | None) -> None:
-    """Print the operations `up` would run, as the equivalent commands."""
-    from netlab import plan as plan_mod
+@click.option("--script", is_flag=True, help="print a runnable bash script that builds the lab by hand")
+def plan(file: str | None, name: str | None, script: bool) -> None:
+    """Print the operations `up` would run, as the equivalent commands (`--script`: as a
+    bash script that builds the same lab, for typing it by hand)."""
+    from netlab.plan.planner import build
 
-    click.echo(str(plan_mod.build(_load(file, name))))
+    lab = _load(file, name)
+    p = build(lab)
+    if not script:
+        click.echo(p.render(bodies=True))
+        return
+    from netlab import paths
+    from netlab.apply.state import make_record
+    from netlab.plan import script as script_mod
+
+    record = json.dumps(make_record(lab, phase="up", netns=lab.netns_names()), indent=1)
+    click.echo(script_mod.render(p, paths.lab_dir(lab.name), source=file or "(built-in default)",
+                                 register=record, netns=lab.netns_names()), nl=False)
 
 
 @cli.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--name", help="lab name (default: the scenario's name)")
 @click.option("-v", "--verbose", is_flag=True, help="print each operation as it runs")
+@click.option("--placement", type=click.Path(dir_okay=False),
+              help="a lab split across machines (a simulation, docs/scale-out.md): which "
+                   "machine holds which hosts and nodes; needs --machine")
+@click.option("--machine", help="with --placement: the machine whose part to build here")
 @STRICT
-def up(file: str | None, name: str | None, verbose: bool, strict: bool) -> None:
-    """Build a lab from FILE (default: the built-in overview scenario)."""
+def up(file: str | None, name: str | None, verbose: bool, placement: str | None,
+       machine: str | None, strict: bool) -> None:
+    """Build a lab from FILE (default: the built-in overview scenario); warn about likely
+    mistakes first (`--strict`: refuse them)."""
     _require_root("up")
-    _up(_load(file, name, strict=strict), verbose)
+    if bool(placement) != bool(machine):
+        raise UserError("--placement and --machine go together")
+    lab = _load(file, name, strict=strict)
+    if placement:
+        from netlab.lab.placement import place
+        lab = place(lab, placement, machine)
+    _up(lab, verbose)
 
 
 def _up(lab, verbose: bool = False) -> None:
-    from netlab import plan as plan_mod
     from netlab.apply import executor
+    from netlab.plan.planner import build
 
-    p = plan_mod.build(lab)
+    p = build(lab)
     start = time.monotonic()
     executor.up(lab, p, on_op=(lambda op: click.echo(f"  {op}")) if verbose else None)
     console.print(f"lab [bold]{lab.name}[/bold] is up: {_counts(lab)}; {len(p.ops)} operations in "
@@ -206,18 +234,33 @@ def status(lab: str | None, as_json: bool) -> None:
         else:
             console.print("\n".join(labs) if labs else "no lab is up")
         return
-    data = status_mod.collect(_read_lab(lab))
+    from netlab.lab import inventory
+
+    resolved = _read_lab(lab)
+    data = inventory.extend_status(resolved, status_mod.collect(resolved))
     healthy = data["state"] == "up"
     if as_json:
         click.echo(json.dumps(data, indent=2))
         sys.exit(0 if healthy else 1)
     procs = data["processes"]
     table = Table(title=f"lab {lab} ({data['state']}; {procs['running']}/{procs['expected']} processes running)")
-    for col in ("name", "kind", "cluster", "netns", "addresses"):
+    for col in ("name", "kind", "cluster", "node", "labels", "netns", "addresses"):
         table.add_column(col)
     for o in data["objects"]:
-        table.add_row(o["name"], o["kind"], o["cluster"] or "", o["netns"], ", ".join(o["addresses"]))
+        labels = ",".join(f"{k}={v}" for k, v in o.get("labels", {}).items())
+        table.add_row(o["name"], o["kind"], o["cluster"] or "", o.get("node", ""), labels, o["netns"],
+                      ", ".join(o["addresses"]))
     console.print(table)
+    if data["services"]:
+        svcs = Table(title="Services")
+        for col in ("cluster", "service", "type", "ClusterIP", "ports", "endpoints"):
+            svcs.add_column(col)
+        for s in data["services"]:
+            name = s["name"] if s["namespace"] == "default" else f"{s['namespace']}/{s['name']}"
+            svcs.add_row(s["cluster"], name, s["type"], s["cluster_ip"],
+                         ", ".join(inventory.port_text(p) for p in s["ports"]),
+                         ", ".join(f"{e['pod'].split('/', 1)[1]} {e['address']}" for e in s["endpoints"]) or "(none)")
+        console.print(svcs)
     sys.exit(0 if healthy else 1)  # a degraded lab is not a healthy one
 
 
@@ -226,26 +269,201 @@ def status(lab: str | None, as_json: bool) -> None:
 @click.argument("obj", metavar="OBJECT")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
-    """Run CMD inside OBJECT's namespace (`vpc`, a host, or CLUSTER/NODE or CLUSTER/POD).
+    """Run CMD inside OBJECT's namespace (a VPC's router such as `vpc`, a host, or
+    CLUSTER/NODE or CLUSTER/POD; a node or pod named alone when one cluster has it; the
+    cloud's `internet`, `internet/HOST`, `igw/VPC`, `natgw/NAME`). Inside a tunnel-model node,
+    ovs-vsctl, ovs-ofctl and ovs-appctl talk to that node's own Open vSwitch.
 
     Example: netlab exec vpc-basic c1/web-1 -- ip route
     """
+    from netlab import models
     from netlab.apply import processes
-    from netlab.lab import refs
+    from netlab.lab.model import NodeInfo
 
     _require_root("exec")
     resolved = _read_lab(lab)
-    if obj == "vpc":
-        netns = resolved.vpc.netns
+    target = _object(resolved, obj)
+    argv = list(cmd)
+    if isinstance(target.obj, NodeInfo):
+        cluster = resolved.cluster(target.obj.cluster)
+        argv = models.get(cluster.model).exec_argv(resolved, cluster, target.obj, argv)
+    sys.exit(processes.run_in(target.netns, argv))
+
+
+def _object(resolved, text: str, what: str = "OBJECT"):
+    """A lab object with a namespace, named as users write it (bare names when unique)."""
+    from netlab.lab import refs
+
+    try:
+        target = refs.lookup_object(resolved, text)
+    except refs.RefError as e:
+        raise UserError(f"{what}: {e}") from None
+    if target.netns is None:
+        raise UserError(f"{what}: {text} is an address, not an object with a namespace")
+    return target
+
+
+@cli.command()
+@click.argument("lab")
+@click.argument("where", metavar="OBJECT[:IFACE]")
+@click.option("-w", "write", type=click.Path(dir_okay=False, writable=True),
+              help="write a pcap file (Wireshark opens it) instead of printing packets")
+@click.option("--filter", "bpf", metavar="BPF", help="a tcpdump filter, e.g. 'udp port 4789'")
+@click.option("--count", type=click.IntRange(min=1), help="stop after N packets")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="stop after this long")
+def capture(lab: str, where: str, write: str | None, bpf: str | None, count: int | None,
+            seconds: float | None) -> None:
+    """Capture packets on OBJECT's interface (default eth0) with tcpdump inside its namespace.
+
+    Example: netlab capture tunnel-basic node-1:eth0 -w vxlan.pcap --filter 'udp port 4789' --count 10
+    """
+    import re
+
+    from netlab.apply import capture as capture_mod
+
+    _require_root("capture")
+    resolved = _read_lab(lab)
+    name, _, ifname = where.partition(":")
+    ifname = ifname or "eth0"
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,15}", ifname):
+        raise UserError(f"IFACE: '{ifname}' is not an interface name (at most 15 letters, digits, '_.@-')")
+    target = _object(resolved, name)
+    capture_mod.capture(target.netns, ifname, out=Path(write) if write else None, bpf=bpf,
+                        count=count, seconds=seconds)
+    if write:
+        err_console.print(f"wrote {write}", highlight=False)
+
+
+@cli.command()
+@click.argument("source", metavar="LAB|FILE")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="the file to write: .svg, .png, .dot or .html (a self-contained page)")
+@click.option("--format", "fmt", type=click.Choice(["svg", "png", "dot", "html"]),
+              help="default: from the output file's extension")
+def graph(source: str, output: str, fmt: str | None) -> None:
+    """Draw a lab: VPCs, subnets, route tables, nodes, pods, tunnels, Services and, after
+    `netlab check`, the checks (green: as expected, red: not). LAB is a running lab; FILE a
+    scenario, drawn without building anything.
+
+    Example: netlab graph vpc-basic -o vpc-basic.html
+    """
+    from netlab.apply import graphviz
+    from netlab.graph import build, dot, html
+
+    fmt = fmt or Path(output).suffix.lstrip(".").lower()
+    if fmt not in ("svg", "png", "dot", "html"):
+        raise UserError(f"-o: {output}: say which format with an extension .svg, .png, .dot or .html, or --format")
+    checks = None
+    if Path(source).is_file():
+        lab = _load(source, host=False)
     else:
+        from pydantic import TypeAdapter, ValidationError
+
+        from netlab.apply.state import StateDir
+        from netlab.scenario.types import LabName
         try:
-            target = refs.lookup(resolved, obj)
-        except refs.RefError as e:
-            raise UserError(f"OBJECT: {e}") from None
-        if target.netns is None:
-            raise UserError(f"OBJECT: {obj} is an address, not an object with a namespace")
-        netns = target.netns
-    sys.exit(processes.run_in(netns, list(cmd)))
+            TypeAdapter(LabName).validate_python(source)
+        except ValidationError:
+            raise UserError(f"LAB|FILE: '{source}' is neither a file nor a lab name") from None
+        lab = _read_lab(source)
+        last = StateDir(source).path / "last-check.json"
+        if last.exists():
+            checks = json.loads(last.read_text())
+    g = build.build(lab, checks)
+    text = dot.render(g)
+    if fmt == "dot":
+        Path(output).write_text(text)
+    elif fmt == "html":
+        Path(output).write_text(html.render(g, graphviz.draw(text, "svg").decode()))
+    else:
+        Path(output).write_bytes(graphviz.draw(text, fmt))
+    s = build.summary(g)
+    console.print(f"wrote {output}: {sum(s['objects'].values())} objects, {len(g.edges)} links"
+                  + (f", {s['checks']['ok'] + s['checks']['failed']} checks" if checks else ""), highlight=False)
+
+
+@cli.command(name="trace")
+@click.argument("lab")
+@click.argument("src", metavar="FROM")
+@click.argument("dst", metavar="TO[:PORT]")
+@click.option("--proto", type=click.Choice(["tcp", "udp", "icmp"]),
+              help="default: tcp with a PORT, icmp without")
+@click.option("--json", "as_json", is_flag=True, help="print the stable JSON report")
+@click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for the answer")
+def trace_(lab: str, src: str, dst: str, proto: str | None, as_json: bool, timeout: float) -> None:
+    """Send one real probe FROM an object TO an object, Service or address, and show every
+    hop: routes, netfilter rules (iptables and nftables), NAT, Open vSwitch tables, VXLAN,
+    and where and why it died. Exit 1 if it was not answered.
+
+    Example: netlab trace services ipt/client ipt/svc/web:80
+    """
+    from netlab.apply import trace as trace_mod
+    from netlab.lab import refs
+    from netlab.trace.path import Probe
+
+    _require_root("trace")
+    resolved = _read_lab(lab)
+    source = _object(resolved, src, "FROM")
+    try:
+        name, port = refs.split_port(dst)
+        if "/svc/" in name or "/" not in name and not _is_address(name):
+            target = refs.lookup_object(resolved, name) if "/svc/" not in name else refs.lookup(resolved, name)
+        else:
+            target = refs.lookup(resolved, name)
+    except refs.RefError as e:
+        raise UserError(f"TO: {e}") from None
+    proto = proto or ("tcp" if port else "icmp")
+    if proto != "icmp" and port is None:
+        raise UserError(f"TO: {proto} needs a port: {dst}:PORT")
+    if proto == "icmp" and port is not None:
+        raise UserError("TO: ICMP has no port; drop ':PORT' or give --proto tcp|udp")
+    probe = Probe(src_object=source.name, src_netns=source.netns, src_ip=str(source.ip), dst=target.name,
+                  dst_ip=str(target.ip), proto=proto, ident=trace_mod.pick_ident(proto), port=port)
+    report = trace_mod.trace(resolved, probe, timeout=timeout)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_trace(report)
+    sys.exit(0 if report["result"]["reached"] else 1)
+
+
+def _is_address(text: str) -> bool:
+    from ipaddress import ip_address
+
+    try:
+        ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _print_trace(report: dict) -> None:
+    from netlab.trace.path import hop_lines
+
+    p = report["probe"]
+    ident = f"sport {p['sport']}" if "sport" in p else f"icmp id {p['icmp_id']}"
+    console.print(f"[bold]trace[/bold] {report['from']} → {report['to']} {report['proto']} "
+                  f"({p['src']} → {p['dst']}, {ident})", highlight=False)
+    for direction in ("request", "reply"):
+        hops = [h for h in report["hops"] if h["direction"] == direction]
+        if not hops:
+            continue
+        table = Table(title=f"{direction}", title_justify="left", show_lines=True)
+        for col in ("#", "where", "what"):
+            table.add_column(col, overflow="fold")
+        for i, hop in enumerate(hops, 1):
+            where, what, details = hop_lines(hop)
+            table.add_row(str(i), where, "\n".join([what] + [f"  {d}" for d in details]))
+        console.print(table)
+    for kp in report["kube_proxy"]:
+        console.print(f"kube-proxy on {kp['object']}: {' → '.join(kp['chains'])}"
+                      + (f"; DNAT to {kp['dnat']}" if kp["dnat"] else ""), highlight=False)
+    r = report["result"]
+    colour = "green" if r["reached"] else "red"
+    console.print(f"[{colour}]{'reached' if r['reached'] else 'not reached'}[/{colour}]: {r['detail']}", highlight=False)
+    if report["died"]:
+        d = report["died"]
+        console.print(f"[red]died[/red] ({d['direction']}) at {d['object'] or '?'}: {d['reason']}", highlight=False)
 
 
 @cli.command()
@@ -317,8 +535,8 @@ def impair(lab: str, link: str, delay, jitter, loss, rate, clear: bool) -> None:
 
     from netlab.apply import executor
     from netlab.lab import impair as impair_mod
-    from netlab.plan import Netem
-    from netlab.scenario.schema import Impairment
+    from netlab.plan.ops import Netem
+    from netlab.scenario.types import Impairment
 
     _require_root("impair")
     old = _read_lab(lab)
@@ -347,6 +565,44 @@ def impair(lab: str, link: str, delay, jitter, loss, rate, clear: bool) -> None:
         new = old.model_copy(update={"impairments": kept + [info]})
     executor.change(old, new, [ops])
     console.print(f"{link}: {ops[0]}", highlight=False)
+
+
+@cli.command()
+@click.argument("lab")
+@click.argument("natgw", metavar="NATGW")
+@click.argument("action", required=False, type=click.Choice(["add", "remove"]))
+@click.argument("source", required=False)
+@click.option("--eip", help="add: the gateway's EIP to SNAT to (default: its first)")
+def nat(lab: str, natgw: str, action: str | None, source: str | None, eip: str | None) -> None:
+    """List, add or remove a NAT gateway's SNAT rules on a running lab.
+
+    SOURCE is a subnet of the gateway's VPC (its name, or a CIDR inside it).
+    Example: netlab nat access ngw remove nodes
+    `netlab check` then expects that subnet's traffic to the internet to be blocked.
+    """
+    from ipaddress import IPv4Address
+
+    from netlab.apply import executor
+    from netlab.cloud.natgw import NatError, change
+
+    _require_root("nat")
+    old = _read_lab(lab)
+    if action and not source:
+        raise UserError(f"{action} needs a SOURCE (a subnet name or CIDR)")
+    try:
+        address = IPv4Address(eip) if eip else None
+    except ValueError:
+        raise UserError(f"--eip: '{eip}' is not an IPv4 address") from None
+    try:
+        new, gw, ops = change(old, natgw, add=source if action == "add" else None,
+                              remove=source if action == "remove" else None, eip=address)
+    except NatError as e:
+        raise UserError(str(e)) from None
+    if action:
+        executor.change(old, new, [ops])
+    rules = ", ".join(f"{r.subnet} ({r.source}) → {r.eip}" for r in gw.snat_rules) or "none"
+    console.print(f"NAT gateway {gw.name} (VPC {gw.vpc}, EIPs {', '.join(map(str, gw.eips))}): "
+                  f"SNAT rules: {rules}", highlight=False)
 
 
 @cli.command()
@@ -380,7 +636,6 @@ def _check(lab, as_json: bool, junit: str | None, timeout: float | None, *, only
     from netlab.probe import checks, report, selftest
     from netlab.probe.runner import DEFAULT_TIMEOUT, Runner
 
-    out = report.console_for()
     start = time.monotonic()
     broken = selftest.problems(lab)
     if broken:
@@ -398,16 +653,30 @@ def _check(lab, as_json: bool, junit: str | None, timeout: float | None, *, only
         owner = book.get(ip)
         return f"{owner} ({ip})" if owner else str(ip)
 
-    results = Runner(timeout=timeout or DEFAULT_TIMEOUT, namer=name).run(
-        checks.matrix(lab, only=only, cluster=cluster))
+    # A split lab checks from this machine's part; the destinations may be anywhere.
+    specs = [c for c in checks.matrix(lab, only=only, cluster=cluster) if lab.is_local(c.src_netns)]
+    results = Runner(timeout=timeout or DEFAULT_TIMEOUT, namer=name).run(specs)
     seconds = time.monotonic() - start
     if as_json:
         click.echo(report.to_json(lab.name, results))
     else:
-        report.print_table(lab.name, results, out, seconds, lab=lab, failed_only=failed_only, why=why)
+        report.print_table(lab.name, results, report.console_for(), seconds, lab=lab, failed_only=failed_only,
+                           why=why)
     if junit:
         Path(junit).write_text(report.to_junit(lab.name, results, seconds))
+    _save_last_check(lab.name, report.to_json(lab.name, results))
     return 0 if all(r.ok for r in results) else 1
+
+
+def _save_last_check(lab: str, text: str) -> None:
+    """The last report, in the lab's state directory: `netlab graph` draws the checks."""
+    from netlab.apply.state import StateDir
+
+    state = StateDir(lab)
+    if state.exists():
+        tmp = state.path / "last-check.json.tmp"
+        tmp.write_text(text)
+        tmp.replace(state.path / "last-check.json")
 
 
 @cli.command()
@@ -425,9 +694,9 @@ def demo(keep: bool, as_json: bool) -> None:
         executor.down(lab.name)
     out = err_console if as_json else console
     out.print(f"[bold]netlab demo[/bold]: {lab.description}", highlight=False)
-    from netlab import plan as plan_mod
+    from netlab.plan.planner import build
     start = time.monotonic()
-    executor.up(lab, plan_mod.build(lab))
+    executor.up(lab, build(lab))
     out.print(f"lab {lab.name} is up ({_counts(lab)}) in {time.monotonic() - start:.2f} s", highlight=False)
     try:
         code = _check(lab, as_json, None, None)

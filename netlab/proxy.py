@@ -17,7 +17,7 @@ from netlab.kubeproxy import KubeProxyConfig, node_env, render
 from netlab.kubeproxy.manifests import parse_endpoint_slice, parse_service
 from netlab.lab import services
 from netlab.lab.model import ClusterInfo, Lab, NodeInfo
-from netlab.plan import (AddAddress, AddLink, IpsetRestore, IptablesRestore, IpvsRestore, LoadModule,
+from netlab.plan.ops import (AddAddress, AddLink, IpsetRestore, IptablesRestore, IpvsRestore, LoadModule,
                          NfacctAdd, NftApply, Op, Sysctl)
 
 # Chains a full iptables sync owns: any of these not in the new sync is stale.

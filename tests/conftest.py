@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.tiers"]
+pytest_plugins = ["tests.tiers", "tests.container.tier"]

@@ -9,9 +9,9 @@ import socket
 import struct
 
 from netlab import linux
-from netlab.apply import executor
+from netlab.apply.context import Context
 from netlab.errors import ApplyError
-from netlab.plan import SetOffload
+from netlab.plan.ops import SetOffload
 
 SIOCETHTOOL = 0x8946
 ETHTOOL_GTXCSUM = 0x16
@@ -31,7 +31,7 @@ def _ethtool_value(netns_fd: int, ifname: str, cmd: int, value: int = 0) -> int:
         sock.close()
 
 
-def set_offload(ctx: executor.Context, op: SetOffload) -> None:
+def set_offload(ctx: Context, op: SetOffload) -> None:
     try:
         _ethtool_value(ctx.nl.fd(op.netns), op.ifname, ETHTOOL_STXCSUM, int(op.tx_checksum))
     except OSError as e:
@@ -43,4 +43,4 @@ def tx_checksum(netns_fd: int, ifname: str) -> bool:
     return bool(_ethtool_value(netns_fd, ifname, ETHTOOL_GTXCSUM))
 
 
-executor.register(SetOffload, set_offload)
+HANDLERS = {SetOffload: set_offload}

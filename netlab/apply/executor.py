@@ -13,22 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from netlab import linux
-from netlab.apply import ipvs, netfilter, processes, tc
+from netlab.apply import ethtool, files, ipvs, netfilter, ovs, processes, tc, vxlan
+from netlab.apply.context import Context
 from netlab.apply.netlink import Netlink, describe
 from netlab.apply.state import StateDir, list_labs
 from netlab.errors import ApplyError, LabStateError
 from netlab.lab import naming
 from netlab.lab.model import Lab
-from netlab.plan import (AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelNetns, IpsetRestore,
-                         IptablesRestore, IpvsRestore, LoadModule, Netem, NfacctAdd, NftApply, Op, Plan, SetLink,
-                         StartProcess, Sysctl)
-
-
-@dataclass
-class Context:
-    state: StateDir
-    nl: Netlink
-
+from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddRule, AddVeth, DelNetns, IpsetRestore,
+                             IptablesRestore, IpvsRestore, LoadModule, MoveLink, Netem, NfacctAdd, NftApply, Op,
+                             Plan, SetLink, StartProcess, Sysctl)
 
 IPV4_ONLY = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
@@ -49,9 +43,11 @@ HANDLERS: dict[type, Callable[[Context, Op], None]] = {
     Sysctl: _sysctl,
     AddLink: lambda ctx, op: ctx.nl.add_link(op),
     AddVeth: lambda ctx, op: ctx.nl.add_veth(op),
+    MoveLink: lambda ctx, op: ctx.nl.move_link(op),
     SetLink: lambda ctx, op: ctx.nl.set_link(op),
     AddAddress: lambda ctx, op: ctx.nl.add_address(op),
     AddRoute: lambda ctx, op: ctx.nl.add_route(op),
+    AddRule: lambda ctx, op: ctx.nl.add_rule(op),
     StartProcess: lambda ctx, op: processes.start(ctx.state, op),
     IptablesRestore: lambda ctx, op: netfilter.iptables_restore(op),
     NftApply: lambda ctx, op: netfilter.nft_apply(op),
@@ -60,12 +56,8 @@ HANDLERS: dict[type, Callable[[Context, Op], None]] = {
     IpvsRestore: lambda ctx, op: ipvs.ipvs_restore(op),
     LoadModule: lambda ctx, op: ipvs.load_module(op),
     Netem: lambda ctx, op: tc.netem(op),
+    **ethtool.HANDLERS, **files.HANDLERS, **ovs.HANDLERS, **vxlan.HANDLERS,
 }
-
-
-def register(op_type: type, handler: Callable[[Context, Op], None]) -> None:
-    """Let another apply module (OVS, netfilter, IPVS) handle its own op types."""
-    HANDLERS[op_type] = handler
 
 
 def _raise_fd_limit() -> None:
@@ -189,8 +181,3 @@ def _teardown(state: StateDir, owned: list[str]) -> DownReport:
 
 def down_all() -> list[DownReport]:
     return [down(name) for name in list_labs()]
-
-
-
-# Apply modules that register handlers for their own op types (imported last: they use `register`).
-from netlab.apply import ethtool, ovs, vxlan  # noqa: E402,F401

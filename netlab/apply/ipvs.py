@@ -8,7 +8,7 @@ import subprocess
 
 from netlab.apply.processes import run_checked as run
 from netlab.errors import ApplyError
-from netlab.plan import IpvsRestore, LoadModule
+from netlab.plan.ops import IpvsRestore, LoadModule
 
 _loaded: set[str] = set()
 

@@ -84,11 +84,9 @@ def probe_link_kinds(kinds: Sequence[str]) -> tuple[bool, dict[str, bool]] | Non
             pass
 
 
-def load_module(name: str, *, timeout: float = 60.0) -> tuple[bool, str]:
-    """``modprobe NAME``. Returns (loaded, stderr). Needs root; harmless when loaded."""
-    from netlab.capabilities import find_tool
-
-    modprobe = find_tool("modprobe")
+def load_module(name: str, *, modprobe: str | None = "modprobe", timeout: float = 60.0) -> tuple[bool, str]:
+    """``modprobe NAME`` (the caller says where modprobe is: `netlab.capabilities.find_tool`).
+    Returns (loaded, stderr). Needs root; harmless when loaded."""
     if modprobe is None:
         return False, "modprobe not found (Debian package kmod)"
     try:

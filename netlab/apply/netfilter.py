@@ -8,7 +8,7 @@ inside the namespace with `ip netns exec`, the text on stdin (never a shell).
 from __future__ import annotations
 
 from netlab.apply.processes import run_checked as run
-from netlab.plan import IpsetRestore, IptablesRestore, NfacctAdd, NftApply
+from netlab.plan.ops import IpsetRestore, IptablesRestore, NfacctAdd, NftApply
 
 
 def iptables_restore(op: IptablesRestore) -> None:

@@ -15,10 +15,14 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from netlab import linux
 from netlab.errors import ApplyError
-from netlab.plan import AddAddress, AddLink, AddRoute, AddVeth, SetLink
+from netlab.plan.ops import AddAddress, AddLink, AddRoute, AddRule, AddVeth, MoveLink, SetLink
 
 RT_SCOPE_LINK = 253
 RTNH_F_ONLINK = 4
+IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
+_MODE_ARGS = {"macvlan": lambda mode: {"macvlan_mode": mode},
+              "macvtap": lambda mode: {"macvtap_mode": mode},
+              "ipvlan": lambda mode: {"ipvlan_mode": IPVLAN_MODES[mode]}}
 
 
 class Netlink:
@@ -76,8 +80,24 @@ class Netlink:
 
     # -- operations -----------------------------------------------------------
     def add_link(self, op: AddLink) -> None:
-        kwargs = {"mtu": op.mtu} if op.mtu else {}
+        kwargs: dict = {"mtu": op.mtu} if op.mtu else {}
+        if op.address:
+            kwargs["address"] = op.address
+        if op.parent:
+            kwargs["link"] = self.index(op.netns, op.parent)
+        if op.mode:
+            # pyroute2 speaks iproute2's words: macvlan_mode="bridge", ipvlan_mode=<int>.
+            kwargs.update(_MODE_ARGS[op.kind](op.mode))
+        if op.vlan_id is not None:
+            kwargs["vlan_id"] = op.vlan_id
         self.ipr(op.netns).link("add", ifname=op.ifname, kind=op.kind, **kwargs)
+
+    def move_link(self, op: MoveLink) -> None:
+        kwargs: dict = {"net_ns_fd": self.fd(op.to_netns)}
+        if op.new_ifname:
+            kwargs["ifname"] = op.new_ifname
+        self.ipr(op.netns).link("set", index=self.index(op.netns, op.ifname), **kwargs)
+        self._index.pop((op.netns, op.ifname), None)
 
     def add_veth(self, op: AddVeth) -> None:
         # Created from inside the first namespace with the peer placed straight into the
@@ -112,7 +132,17 @@ class Netlink:
             kwargs["scope"] = RT_SCOPE_LINK
         if op.onlink:
             kwargs["flags"] = RTNH_F_ONLINK
+        if op.table is not None:
+            kwargs["table"] = op.table
         self.ipr(op.netns).route("add", **kwargs)
+
+    def add_rule(self, op: AddRule) -> None:
+        kwargs: dict = {"priority": op.priority, "table": op.table}
+        if op.src is not None:
+            kwargs.update(src=str(op.src.network_address), src_len=op.src.prefixlen)
+        if op.suppress_prefixlength is not None:
+            kwargs["suppress_prefixlen"] = op.suppress_prefixlength
+        self.ipr(op.netns).rule("add", **kwargs)
 
     # -- reading --------------------------------------------------------------
     def addresses(self, netns: str) -> list[tuple[str, IPv4Interface]]:

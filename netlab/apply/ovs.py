@@ -13,9 +13,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from netlab.apply import executor
 from netlab.errors import ApplyError
-from netlab.plan import OvsAppctl, OvsCreateDb, OvsFlows, OvsVsctl
+from netlab.plan.ops import OvsAppctl, OvsCreateDb, OvsFlows, OvsVsctl
 
 TIMEOUT = 60
 
@@ -51,26 +50,5 @@ def appctl(op: OvsAppctl) -> None:
     run(["ovs-appctl", "-t", op.target, *op.args])
 
 
-executor.register(OvsCreateDb, lambda ctx, op: create_db(op))
-executor.register(OvsVsctl, lambda ctx, op: vsctl(op))
-executor.register(OvsFlows, lambda ctx, op: flows(op))
-executor.register(OvsAppctl, lambda ctx, op: appctl(op))
-
-
-# -- reading (netlab show) ---------------------------------------------------------------------
-def show(node_dir: Path, bridges: list[str], *, netdev: bool) -> list[tuple[str, str]]:
-    """A node's OVS as (title, text) sections: bridges and ports, each bridge's flows with
-    packet counters, and (userspace datapath) the tunnel routes and neighbours OVS uses."""
-    sock = node_dir / "db.sock"
-    if not sock.exists():
-        raise ApplyError(f"no Open vSwitch database socket at {sock}: is the lab up?")
-    out = [("ovs-vsctl show", run(["ovs-vsctl", f"--db=unix:{sock}", "show"]))]
-    for br in bridges:
-        out.append((f"ovs-ofctl dump-flows {br}",
-                    run(["ovs-ofctl", "--names", "dump-flows", f"unix:{node_dir / (br + '.mgmt')}"])))
-    ctl = str(node_dir / "ovs-vswitchd.ctl")
-    if netdev:
-        out.append(("ovs-appctl tnl/neigh/show", run(["ovs-appctl", "-t", ctl, "tnl/neigh/show"])))
-        out.append(("ovs-appctl ovs/route/show", run(["ovs-appctl", "-t", ctl, "ovs/route/show"])))
-    out.append(("ovs-appctl dpctl/show", run(["ovs-appctl", "-t", ctl, "dpctl/show"])))
-    return out
+HANDLERS = {OvsCreateDb: lambda ctx, op: create_db(op), OvsVsctl: lambda ctx, op: vsctl(op),
+            OvsFlows: lambda ctx, op: flows(op), OvsAppctl: lambda ctx, op: appctl(op)}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from netlab.apply.state import StateDir
 from netlab.errors import ApplyError, UserError
-from netlab.plan import StartProcess
+from netlab.plan.ops import StartProcess
 
 # Programs of netlab itself, run with the interpreter netlab runs under.
 PROGRAMS = {"netlab-agent": [sys.executable, "-m", "netlab.probe.agent"]}
@@ -133,6 +133,20 @@ def run_checked(netns: str, argv: Sequence[str], text: str | None = None) -> str
         raise ApplyError(f"{argv[0]} is not installed (run `make setup`)") from None
     if done.returncode != 0:
         raise ApplyError(f"{' '.join(argv)} in {netns} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def run_host(argv: Sequence[str], *, timeout: float = 30) -> str:
+    """Run a read-only client from the host side (an OVS client talking to a node's own
+    unix socket); its stdout, or ApplyError."""
+    try:
+        done = subprocess.run(list(argv), text=True, capture_output=True, timeout=timeout)
+    except FileNotFoundError:
+        raise ApplyError(f"{argv[0]} is not installed (run `make setup`)") from None
+    except subprocess.TimeoutExpired:
+        raise ApplyError(f"{' '.join(argv)}: no answer within {timeout:g} s") from None
+    if done.returncode != 0:
+        raise ApplyError(f"{' '.join(argv)} failed: {(done.stderr or done.stdout).strip()}")
     return done.stdout
 
 

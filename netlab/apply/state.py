@@ -54,7 +54,7 @@ class StateDir:
 
     def write(self, lab: Lab, *, phase: str, netns: list[str]) -> None:
         """Record the lab and the namespaces it owns (atomically: write then rename)."""
-        record = {"phase": phase, "netns": netns, "lab": lab.model_dump(mode="json", by_alias=True)}
+        record = make_record(lab, phase=phase, netns=netns)
         tmp = self.lab_json.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=1))
         os.replace(tmp, self.lab_json)
@@ -97,6 +97,11 @@ class StateDir:
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
         _remove_root_if_empty()
+
+
+def make_record(lab: Lab, *, phase: str, netns: list[str]) -> dict:
+    """lab.json's content (also written by a lab built from `netlab plan --script`)."""
+    return {"phase": phase, "netns": netns, "lab": lab.model_dump(mode="json", by_alias=True)}
 
 
 def _remove_root_if_empty() -> None:

@@ -26,6 +26,9 @@ def collect(lab: Lab) -> dict:
                         addresses.append(str(addr))
             else:
                 missing += 1
+            # EIPs are the cloud's 1:1 NAT, not addresses of the object's interfaces.
+            addresses += [f"{ip}/32" for ip in lab.eips_of(f"{cluster}/{name}" if cluster else name)
+                          if f"{ip}/32" not in addresses]
             objects.append({"name": name, "kind": kind, "cluster": cluster, "netns": netns,
                             "addresses": addresses})
     phase = state.read_record().get("phase", "unknown")

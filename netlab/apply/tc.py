@@ -4,7 +4,7 @@ per impaired link)."""
 from __future__ import annotations
 
 from netlab.apply.processes import run_checked
-from netlab.plan import Netem
+from netlab.plan.ops import Netem
 
 
 def netem(op: Netem) -> None:

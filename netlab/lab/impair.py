@@ -12,7 +12,7 @@ from ipaddress import IPv4Address
 
 from netlab.lab import refs
 from netlab.lab.model import ImpairmentInfo, Lab
-from netlab.scenario.schema import Impairment
+from netlab.scenario.types import Impairment
 
 
 class ImpairError(ValueError):

@@ -7,17 +7,48 @@ directory stores it as lab.json so that `check`, `status` and `down` work from i
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny
 
-from netlab.scenario.schema import Check, Port, Service
+from netlab.scenario.types import Check, Port, Service
 
-Kind = Literal["vpc", "host", "node", "pod"]
+Kind = Literal["vpc", "internet", "igw", "natgw", "host", "node", "pod"]
 
 
 class Resolved(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ModelInfo(Resolved):
+    """A network model's own resolved data for a cluster, node or pod (what it decided at
+    resolve time and needs again to plan, check or show). Each model subclasses it in its
+    own module; `type` names the subclass so that lab.json reads back into it."""
+
+    type: str
+    _types: ClassVar[dict[str, type[ModelInfo]]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        ModelInfo._types[cls.model_fields["type"].default] = cls
+
+
+def _model_info(value: Any) -> Any:
+    if isinstance(value, dict):
+        from netlab.models import registry
+
+        registry()  # imports every model module, which registers its info types
+
+        kind = ModelInfo._types.get(value.get("type", ""))
+        if kind is None:
+            raise ValueError(f"unknown model data type {value.get('type')!r}")
+        return kind.model_validate(value)
+    return value
+
+
+# A field holding some model's ModelInfo subclass, read back as that subclass.
+Network = Annotated[SerializeAsAny[ModelInfo] | None, BeforeValidator(_model_info)]
 
 
 class Attachment(Resolved):
@@ -43,10 +74,12 @@ class SubnetInfo(Resolved):
 class VpcRoute(Resolved):
     destination: IPv4Network
     nexthop: IPv4Address
-    owner: str  # what asked for it, e.g. "c1/node-1"
+    owner: str  # what asked for it, e.g. "c1/node-1", "vpc.routes[0]", "natgw/ngw"
+    target: str | None = None  # a named next hop: "peering/<name>", "natgw/<name>"
 
 
 class VpcInfo(Resolved):
+    name: str
     netns: str
     cidr: IPv4Network
     route_quota: int
@@ -55,6 +88,15 @@ class VpcInfo(Resolved):
 
     def subnet(self, name: str) -> SubnetInfo:
         return next(s for s in self.subnets if s.name == name)
+
+    def lookup(self, ip: IPv4Address) -> SubnetInfo | VpcRoute | None:
+        """Where the route table sends a packet for `ip`: one of its subnets, the longest
+        matching route (a node's pod CIDR, a peering, the NAT gateway), or nowhere."""
+        local = next((s for s in self.subnets if ip in s.cidr), None)
+        if local is not None:
+            return local
+        matches = [r for r in self.routes if ip in r.destination]
+        return max(matches, key=lambda r: r.destination.prefixlen, default=None)
 
 
 class HostInfo(Resolved):
@@ -71,6 +113,7 @@ class NodeInfo(Resolved):
     eth0: Attachment
     pod_cidr: IPv4Network | None = None
     pod_gateway: IPv4Address | None = None
+    network: Network = None  # the model's own per-node data
 
 
 class PodInfo(Resolved):
@@ -84,6 +127,7 @@ class PodInfo(Resolved):
     labels: dict[str, str]
     ports: list[Port]
     set: str | None = None  # the pod set it belongs to, if any
+    network: Network = None  # the model's own per-pod data
 
 
 class PodSetInfo(Resolved):
@@ -109,34 +153,116 @@ class ServiceInfo(Resolved):
         return self.spec.name
 
 
-class TunnelInfo(Resolved):
-    """The tunnel model's decisions for a cluster: which switch, VNI and OVS datapath."""
-
-    switch: Literal["ovs", "linux-bridge"]
-    vni: int
-    port: int  # VXLAN UDP destination port
-    datapath: Literal["system", "netdev"] | None = None  # OVS only
-
-
 class ClusterInfo(Resolved):
     name: str
     model: str
-    container_cidr: IPv4Network
+    container_cidr: IPv4Network  # where pods take their addresses (kube-proxy's cluster CIDR)
     service_cidr: IPv4Network
-    pod_cidr_size: int
+    pod_cidr_size: int | None = None  # per-node pod CIDR blocks, for models that cut them
     proxy_mode: str
     mtu: int
     nodes: list[NodeInfo]
     pods: list[PodInfo]
     pod_sets: list[PodSetInfo] = Field(default_factory=list)
     services: list[ServiceInfo] = Field(default_factory=list)
-    tunnel: TunnelInfo | None = None
+    network: Network = None  # the model's own per-cluster data (e.g. the tunnel's VNI)
 
     def node(self, name: str) -> NodeInfo:
         return next(n for n in self.nodes if n.name == name)
 
     def pods_on(self, node: str) -> list[PodInfo]:
         return [p for p in self.pods if p.node == node]
+
+
+class Link(Resolved):
+    """A point-to-point veth between two lab namespaces (the cloud's own links: internet
+    gateway, NAT gateway, peering), addressed from the transit range 169.254.0.0/16."""
+
+    netns: str
+    ifname: str
+    address: IPv4Interface
+    peer_netns: str
+    peer_ifname: str
+    peer_address: IPv4Interface
+
+
+class PublicHostInfo(Resolved):
+    """A client or server on the internet (`internet/<name>`): its own namespace, `eth0` on
+    the internet's bridge."""
+
+    name: str
+    netns: str
+    eth0: Attachment  # subnet "internet"; port: the bridge port in the internet namespace
+    ports: list[Port]
+
+    @property
+    def ref(self) -> str:
+        return f"internet/{self.name}"
+
+
+class InternetInfo(Resolved):
+    name: str = "internet"
+    netns: str
+    cidr: IPv4Network  # public hosts' addresses
+    gateway: IPv4Interface  # on the bridge
+    bridge: str
+    eip_pool: IPv4Network
+    hosts: list[PublicHostInfo] = Field(default_factory=list)
+
+
+class IgwInfo(Resolved):
+    """A VPC's internet gateway: a namespace between its router and the internet, where EIPs
+    are translated 1:1."""
+
+    vpc: str
+    netns: str
+    vpc_link: Link  # igw side first; the peer end is in the VPC router
+    internet_link: Link  # igw side first; the peer end is in the internet namespace
+
+    @property
+    def ref(self) -> str:
+        return f"igw/{self.vpc}"
+
+
+class EipInfo(Resolved):
+    ip: IPv4Address
+    bind: str  # as written: "c1/node-1", "ecs-1", "c1/web-0", "natgw/ngw"
+    kind: Literal["node", "host", "pod", "natgw"]
+    private: IPv4Address | None  # the bound port's address (None for a NAT gateway's own)
+    vpc: str
+
+
+class SnatRuleInfo(Resolved):
+    source: IPv4Network
+    subnet: str  # the VPC subnet it covers
+    eip: IPv4Address
+
+
+class NatGatewayInfo(Resolved):
+    name: str
+    vpc: str
+    netns: str
+    eips: list[IPv4Address]
+    snat_rules: list[SnatRuleInfo] = Field(default_factory=list)
+    vpc_link: Link  # natgw side first; the peer end is in the VPC router
+    igw_link: Link  # natgw side first; the peer end is in the VPC's internet gateway
+
+    @property
+    def ref(self) -> str:
+        return f"natgw/{self.name}"
+
+
+class PeeringInfo(Resolved):
+    name: str
+    vpcs: list[str]  # the two VPCs, as written
+    link: Link  # the first VPC's side first
+
+    def side(self, vpc: str) -> tuple[str, IPv4Interface, IPv4Address]:
+        """(ifname, own address, next hop) of the peering in `vpc`'s router."""
+        ln = self.link
+        if vpc == self.vpcs[0]:
+            return ln.ifname, ln.address, ln.peer_address.ip
+        return ln.peer_ifname, ln.peer_address, ln.address.ip
 
 
 class ImpairmentInfo(Resolved):
@@ -173,6 +299,30 @@ def duration_ms(text: str) -> float:
     raise ValueError(text)
 
 
+class MachineInfo(Resolved):
+    """One machine of a lab split across several (docs/scale-out.md): its address on the
+    network that joins the machines (the VXLAN underlay) and the namespaces it holds."""
+
+    name: str
+    address: IPv4Address
+    objects: list[str]  # as the placement file names them: `ecs-1`, `c1/node-1`
+    netns: list[str]    # theirs, with the pods of its nodes
+
+
+class PlacementInfo(Resolved):
+    """Where a split lab's objects live, and which machine this part is (`machine`).
+    Namespaces no machine holds (the VPC routers) are built on every machine."""
+
+    machine: str
+    machines: list[MachineInfo]
+
+    def this(self) -> MachineInfo:
+        return next(m for m in self.machines if m.name == self.machine)
+
+    def elsewhere(self) -> set[str]:
+        return {ns for m in self.machines if m.name != self.machine for ns in m.netns}
+
+
 class Lab(Resolved):
     name: str
     description: str = ""
@@ -181,27 +331,70 @@ class Lab(Resolved):
     # datapaths chosen from them stay the same for the life of the lab.
     features: list[str] = Field(default_factory=list)
     underlay_mtu: int
-    vpc: VpcInfo
+    vpcs: list[VpcInfo]
     hosts: list[HostInfo]
     clusters: list[ClusterInfo]
     checks: list[Check]
     impairments: list[ImpairmentInfo] = Field(default_factory=list)
+    # The cloud around the clusters (netlab/cloud/): present when the scenario asks.
+    internet: InternetInfo | None = None
+    igws: list[IgwInfo] = Field(default_factory=list)
+    eips: list[EipInfo] = Field(default_factory=list)
+    nat_gateways: list[NatGatewayInfo] = Field(default_factory=list)
+    peerings: list[PeeringInfo] = Field(default_factory=list)
+    # Set when this is one part of a lab split across machines (`netlab up --placement`).
+    placement: PlacementInfo | None = None
+
+    @property
+    def vpc(self) -> VpcInfo:
+        """The lab's first VPC (the one a scenario's `vpc:` describes)."""
+        return self.vpcs[0]
+
+    def vpc_of_subnet(self, subnet: str) -> VpcInfo:
+        return next(v for v in self.vpcs if any(s.name == subnet for s in v.subnets))
+
+    def vpc_named(self, name: str) -> VpcInfo:
+        return next(v for v in self.vpcs if v.name == name)
+
+    def vpc_of_cluster(self, cluster: ClusterInfo) -> VpcInfo:
+        """The VPC a cluster's nodes live in (that of its first node)."""
+        return self.vpc_of_subnet(cluster.nodes[0].eth0.subnet)
+
+    def hosts_in(self, vpc: VpcInfo) -> list[HostInfo]:
+        return [h for h in self.hosts if any(s.name == h.eth0.subnet for s in vpc.subnets)]
+
+    def public_hosts(self) -> list[PublicHostInfo]:
+        return self.internet.hosts if self.internet else []
+
+    def eips_of(self, bind: str) -> list[IPv4Address]:
+        """The EIPs bound to an object (`c1/node-1`, `ecs-1`, `natgw/ngw`)."""
+        return [e.ip for e in self.eips if e.bind == bind]
+
+    def subnet(self, name: str) -> SubnetInfo:
+        return self.vpc_of_subnet(name).subnet(name)
 
     def cluster(self, name: str) -> ClusterInfo:
         return next(c for c in self.clusters if c.name == name)
 
     def netns_names(self) -> list[str]:
-        """Every namespace the lab owns, in creation order."""
-        names = [self.vpc.netns] + [h.netns for h in self.hosts]
-        for c in self.clusters:
-            names += [n.netns for n in c.nodes] + [p.netns for p in c.pods]
-        return names
+        """Every namespace the lab owns (on this machine, for a split lab), in creation order."""
+        return [netns for _, _, _, netns in self.objects()]
+
+    def is_local(self, netns: str) -> bool:
+        """Whether namespace `netns` is built on this machine (always, unless the lab is split)."""
+        return self.placement is None or netns not in self.placement.elsewhere()
 
     def objects(self) -> list[tuple[Kind, str | None, str, str]]:
-        """(kind, cluster, name, netns) for every machine-like object of the lab."""
-        out: list[tuple[Kind, str | None, str, str]] = [("vpc", None, "vpc", self.vpc.netns)]
+        """(kind, cluster, name, netns) for every machine-like object of the lab (on this
+        machine, for a split lab)."""
+        out: list[tuple[Kind, str | None, str, str]] = [("vpc", None, v.name, v.netns) for v in self.vpcs]
+        if self.internet:
+            out.append(("internet", None, self.internet.name, self.internet.netns))
+        out += [("igw", None, g.ref, g.netns) for g in self.igws]
+        out += [("natgw", None, n.ref, n.netns) for n in self.nat_gateways]
         out += [("host", None, h.name, h.netns) for h in self.hosts]
+        out += [("host", None, h.ref, h.netns) for h in self.public_hosts()]
         for c in self.clusters:
             out += [("node", c.name, n.name, n.netns) for n in c.nodes]
             out += [("pod", c.name, p.name, p.netns) for p in c.pods]
-        return out
+        return [o for o in out if self.is_local(o[3])]

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netlab.scenario.loader import Path_
-from netlab.scenario.schema import Cluster, Port
+from netlab.scenario.types import ClusterBase as Cluster, Path_, Port
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """References to lab objects as users write them in checks and commands (pure).
 
-An object: a host alone (`ecs-1`), a cluster's node or pod (`<cluster>/<name>`), a Service
-(`<cluster>/svc/<name>`, or `<cluster>/svc/<namespace>/<name>`: its ClusterIP), or an
-address of the lab standing in for the object that holds it.
+A host is named alone; a cluster's node or pod is `<cluster>/<name>`, a Service
+`<cluster>/svc/<name>` (or `<cluster>/svc/<namespace>/<name>`: its ClusterIP); the cloud's
+objects are `internet`, `internet/<public host>`, `igw/<vpc>`, `natgw/<name>`; an address
+of the lab (an EIP too) may stand in for an object. A `:port` suffix selects a port.
 
 A destination (a check's `to`) is an object with an optional `:port`, read the way users
 think of it: `c1/web-1:8080` (a pod's port), `c1/svc/web` or `c1/svc/web:80` (a Service
@@ -18,18 +19,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, ip_address
 
-from netlab.lab.model import ClusterInfo, HostInfo, Lab, NodeInfo, PodInfo, ServiceInfo
+from netlab.lab.model import (ClusterInfo, EipInfo, HostInfo, Lab, NodeInfo, PodInfo, PublicHostInfo, ServiceInfo,
+                              VpcInfo)
 from netlab.lab.services import selected, target_port
-from netlab.scenario.schema import Check, ServicePort
+from netlab.scenario.types import Check, ServicePort
 
 
 @dataclass(frozen=True)
 class Target:
-    kind: str  # a lab object kind ("host", "node", "pod", "service") or "ip" for a bare address
+    kind: str  # a lab object kind ("host", "node", "pod", "service", ...) or "ip" for a bare address
     name: str  # display name: `ecs-1`, `c1/web-1`, `c1/svc/web`, or the address
     netns: str | None  # where probes from this object run (None for a Service or an address)
     ip: IPv4Address
-    obj: HostInfo | NodeInfo | PodInfo | None
+    obj: HostInfo | NodeInfo | PodInfo | VpcInfo | PublicHostInfo | EipInfo | object | None
     cluster: ClusterInfo | None = None
     service: ServiceInfo | None = None
 
@@ -38,7 +40,7 @@ class Target:
 class Destination:
     """Where a check goes and what answers there by default."""
 
-    kind: str  # pod | node | host | ip | service (ClusterIP) | nodeport
+    kind: str  # pod | node | host | ip | service (ClusterIP) | nodeport | ...
     name: str  # display: `c1/web-1`, `c1/svc/web`, `c1/node-1`
     ip: IPv4Address
     port: int | None
@@ -74,6 +76,8 @@ def lookup(lab: Lab, text: str) -> Target:
     if "/" in text:
         cluster_name, _, name = text.partition("/")
         cluster = next((c for c in lab.clusters if c.name == cluster_name), None)
+        if cluster is None and (edge := _edge(lab, cluster_name, name, text)) is not None:
+            return edge
         if cluster is None:
             raise RefError(f"unknown cluster '{cluster_name}'; clusters: {_names(lab.clusters)}")
         if name.startswith("svc/"):
@@ -89,6 +93,11 @@ def lookup(lab: Lab, text: str) -> Target:
     host = next((h for h in lab.hosts if h.name == text), None)
     if host is not None:
         return Target("host", text, host.netns, host.eth0.ip, host)
+    vpc = next((v for v in lab.vpcs if v.name == text), None)
+    if vpc is not None:  # a VPC's router: its first subnet's gateway address
+        return Target("vpc", text, vpc.netns, vpc.subnets[0].gateway.ip, vpc)
+    if text == "internet" and lab.internet is not None:  # its router: the public hosts' gateway
+        return Target("internet", text, lab.internet.netns, lab.internet.gateway.ip, lab.internet)
     try:
         ip = ip_address(text)
     except ValueError:
@@ -97,11 +106,32 @@ def lookup(lab: Lab, text: str) -> Target:
     for t in _all_targets(lab):
         if t.ip == ip:
             return t
+    eip = next((e for e in lab.eips if e.ip == ip), None)
+    if eip is not None:
+        return Target("eip", str(ip), None, ip, eip)
+    public = [lab.internet.cidr, lab.internet.eip_pool] if lab.internet else []
     if not isinstance(ip, IPv4Address) or not any(
-            ip in net for net in [lab.vpc.cidr] + [c.container_cidr for c in lab.clusters]
-            + [c.service_cidr for c in lab.clusters]):
+            ip in net for net in [v.cidr for v in lab.vpcs] + [c.container_cidr for c in lab.clusters]
+            + [c.service_cidr for c in lab.clusters] + public):
         raise RefError(f"{ip} is not an address of this lab")
     return Target("ip", str(ip), None, ip, None)
+
+
+def lookup_object(lab: Lab, text: str) -> Target:
+    """As `lookup`, and also a node or pod named alone (`web-1`) when exactly one cluster
+    has an object of that name, as `netlab show` accepts a bare node name."""
+    try:
+        return lookup(lab, text)
+    except RefError as first:
+        if "/" in text:
+            raise
+        owners = [c.name for c in lab.clusters if any(o.name == text for o in [*c.nodes, *c.pods])]
+        if len(owners) == 1:
+            return lookup(lab, f"{owners[0]}/{text}")
+        if owners:
+            raise RefError(f"'{text}' is in clusters {', '.join(owners)}; write "
+                           + " or ".join(f"{c}/{text}" for c in owners)) from None
+        raise first
 
 
 def _service(cluster: ClusterInfo, text: str, name: str) -> Target:
@@ -133,6 +163,11 @@ def destination(lab: Lab, text: str, proto: str | None = None) -> Destination:
         return _nodeport_of_service(lab, text, head, proto)
     name, port = split_port(text)
     target = lookup(lab, name)
+    if target.kind == "eip" and target.obj.private is not None:
+        # An EIP stands for what it is bound to (1:1 NAT at the internet gateway).
+        bound = destination(lab, f"{target.obj.bind}:{port}" if port else target.obj.bind, proto)
+        return Destination(bound.kind, bound.name, target.ip, bound.port, bound.proto, bound.target,
+                           bound.service, bound.service_port, bound.node, bound.endpoints)
     if target.kind == "service":
         return _service_port(target, port, proto)
     if target.kind == "node" and port is not None:
@@ -242,14 +277,47 @@ def address_book(lab: Lab) -> dict[IPv4Address, str]:
                 book[n.pod_cidr.network_address] = f"{c.name}/{n.name}"
             if n.pod_gateway is not None:
                 book[n.pod_gateway] = f"{c.name}/{n.name}"
-    for sn in lab.vpc.subnets:
-        book[sn.gateway.ip] = "vpc"
+    for vpc in lab.vpcs:
+        for sn in vpc.subnets:
+            book[sn.gateway.ip] = vpc.name
+    if lab.internet is not None:
+        book[lab.internet.gateway.ip] = "internet"
+    links = [(g.ref, g.vpc, g.vpc_link) for g in lab.igws] + [(g.ref, "internet", g.internet_link) for g in lab.igws]
+    links += [(g.ref, g.vpc, g.vpc_link) for g in lab.nat_gateways]
+    links += [(g.ref, f"igw/{g.vpc}", g.igw_link) for g in lab.nat_gateways]
+    links += [(p.vpcs[0], p.vpcs[1], p.link) for p in lab.peerings]
+    for near, far, link in links:
+        book[link.address.ip] = near
+        book[link.peer_address.ip] = far
+    for eip in lab.eips:
+        book[eip.ip] = f"EIP of {eip.bind}"
     book.update({t.ip: t.name for t in _all_targets(lab)})
     return book
 
 
+def _edge(lab: Lab, kind: str, name: str, text: str) -> Target | None:
+    """`internet/<host>`, `igw/<vpc>`, `natgw/<name>`: the cloud's objects (None: not one)."""
+    if kind == "internet" and lab.internet is not None:
+        host = next((h for h in lab.internet.hosts if h.name == name), None)
+        if host is None:
+            raise RefError(f"the internet has no host '{name}'; public hosts: {_names(lab.internet.hosts)}")
+        return Target("host", text, host.netns, host.eth0.ip, host)
+    if kind == "igw" and lab.igws:
+        igw = next((g for g in lab.igws if g.vpc == name), None)
+        if igw is None:
+            raise RefError(f"no internet gateway '{text}'; gateways: {', '.join(g.ref for g in lab.igws)}")
+        return Target("igw", text, igw.netns, igw.internet_link.address.ip, igw)
+    if kind == "natgw" and lab.nat_gateways:
+        gw = next((g for g in lab.nat_gateways if g.name == name), None)
+        if gw is None:
+            raise RefError(f"no NAT gateway '{name}'; NAT gateways: {_names(lab.nat_gateways)}")
+        return Target("natgw", text, gw.netns, gw.eips[0], gw)
+    return None
+
+
 def _all_targets(lab: Lab) -> list[Target]:
     out = [Target("host", h.name, h.netns, h.eth0.ip, h) for h in lab.hosts]
+    out += [Target("host", h.ref, h.netns, h.eth0.ip, h) for h in lab.public_hosts()]
     for c in lab.clusters:
         out += [Target("node", f"{c.name}/{n.name}", n.netns, n.eth0.ip, n, c) for n in c.nodes]
         out += [Target("pod", f"{c.name}/{p.name}", p.netns, p.ip, p, c) for p in c.pods]

@@ -15,7 +15,7 @@ from netlab.errors import UserError
 from netlab.lab.model import Lab, PodInfo
 from netlab.lab.pods import PodRequest, placement, replica_name
 from netlab.models.common import pod_info
-from netlab.plan import Op
+from netlab.plan.ops import Op
 
 
 @dataclass

@@ -15,8 +15,7 @@ import hashlib
 from ipaddress import IPv4Address
 
 from netlab.lab.model import ClusterInfo, PodInfo, ServiceInfo
-from netlab.scenario.loader import Path_
-from netlab.scenario.schema import Cluster, Service, ServicePort
+from netlab.scenario.types import ClusterBase as Cluster, Path_, Service, ServicePort
 
 NODE_PORT_RANGE = range(30000, 32768)  # kube-apiserver's default --service-node-port-range
 FIRST_CLUSTER_IP_OFFSET = 10  # .1 is the `kubernetes` Service's in a real cluster

@@ -17,7 +17,7 @@ from netlab.lab import refs
 from netlab.lab.model import ClusterInfo, Lab, PodInfo, ServiceInfo
 from netlab.lab.services import selected, target_port
 from netlab.scenario.loader import Path_, Source
-from netlab.scenario.schema import ServicePort
+from netlab.scenario.types import ServicePort
 
 
 @dataclass(frozen=True)

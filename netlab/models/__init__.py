@@ -1,19 +1,28 @@
-"""Registry of container network models: one module per model, named here.
+"""Registry of container network models: the one place that lists them.
 
-A model module provides `allocate(cluster, ctx)` (resolve-time IPAM for its pods and the
-VPC routes it needs) and `ops(lab, cluster)` (the plan operations that wire its nodes and
-pods), plus the `Traits` the checks use to know what the model promises.
+Each model is a module here with one `NetworkModel` subclass (`netlab.models.base`) bound to
+the module-level name `MODEL`. Adding a model means adding its module and its name below;
+the scenario schema (its cluster section), resolve, the planner, the checks and `show` find
+it through `get`.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from functools import cache
+
+from netlab.models.base import NetworkModel
 
 MODEL_NAMES = ("tunnel", "vpc")
 
 
-def get(name: str) -> ModuleType:
-    if name not in MODEL_NAMES:
-        raise KeyError(name)
-    return importlib.import_module(f"netlab.models.{name}")
+@cache
+def registry() -> dict[str, NetworkModel]:
+    return {name: importlib.import_module(f"netlab.models.{name}").MODEL for name in MODEL_NAMES}
+
+
+def get(name: str) -> NetworkModel:
+    try:
+        return registry()[name]
+    except KeyError:
+        raise KeyError(f"unknown network model {name!r}; models: {', '.join(MODEL_NAMES)}") from None

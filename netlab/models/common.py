@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from netlab.lab import ipam, naming
-from netlab.lab.model import NodeInfo, PodInfo, TunnelInfo, VpcRoute
+from netlab.lab.model import NodeInfo, PodInfo
 from netlab.lab.pods import PodRequest, expand
-from netlab.scenario.loader import Path_
-from netlab.scenario.schema import Cluster
+from netlab.scenario.types import Path_
 
 
-@dataclass
-class Allocation:
-    """A model's resolve-time decisions for one cluster."""
-
-    nodes: list[NodeInfo]
-    pods: list[PodInfo]
-    mtu: int
-    routes: list[VpcRoute] = field(default_factory=list)
-    tunnel: TunnelInfo | None = None
-
-
-def node_blocks(spec: Cluster, nodes: list[NodeInfo], path: Path_, ctx) -> list[NodeInfo]:
+def node_blocks(spec, nodes: list[NodeInfo], path: Path_, ctx) -> list[NodeInfo]:
     """Give node i the i-th /pod_cidr_size block of the container CIDR; its first
     address is the pod gateway on that node."""
     if spec.pod_cidr_size < spec.container_cidr.prefixlen:
@@ -40,7 +26,7 @@ def node_blocks(spec: Cluster, nodes: list[NodeInfo], path: Path_, ctx) -> list[
     return out
 
 
-def pods_from_blocks(spec: Cluster, nodes: list[NodeInfo], path: Path_, ctx) -> list[PodInfo]:
+def pods_from_blocks(spec, nodes: list[NodeInfo], path: Path_, ctx) -> list[PodInfo]:
     """Every pod (pod sets expanded) gets the next free address of its node's block."""
     free = {n.name: ipam.block_hosts(n.pod_cidr) for n in nodes}
     pods = []
@@ -60,8 +46,3 @@ def pod_info(lab: str, cluster: str, req: PodRequest, ip) -> PodInfo:
                    netns=naming.netns(lab, cluster, req.name), ip=ip,
                    host_ifname=naming.pod_host_ifname(cluster, req.name),
                    labels=req.labels, ports=req.ports, set=req.set)
-
-
-def next_block_address(cluster, node: NodeInfo, used: set) -> object | None:
-    """The first address of the node's pod block that no pod holds (for `netlab scale`)."""
-    return next((ip for ip in ipam.block_hosts(node.pod_cidr) if ip not in used), None)

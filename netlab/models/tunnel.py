@@ -52,16 +52,43 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import PurePosixPath
+from typing import Literal
 
+from pydantic import Field
+
+from netlab import paths
 from netlab.cloud.vpc import DEFAULT, attach_ops, no_icmp_ratelimit
-from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, TunnelInfo
-from netlab.models.common import Allocation, next_block_address, node_blocks, pods_from_blocks
-from netlab.plan import (AddAddress, AddFdb, AddLink, AddNeigh, AddNetns, AddRoute, AddVeth, AddVxlan, DelNetns,
-                         IptablesRestore, Op, OvsAppctl, OvsCreateDb, OvsFlows, OvsVsctl, SetLink,
-                         SetOffload, StartProcess, Sysctl)
+from netlab.lab.model import ClusterInfo, Lab, ModelInfo, NodeInfo, PodInfo
+from netlab.models.base import Allocation, NetworkModel, ShowCommand, SwitchQuery
+from netlab.models.common import node_blocks, pods_from_blocks
+from netlab.plan.ops import (AddAddress, AddFdb, AddLink, AddNeigh, AddNetns, AddRoute, AddVeth, AddVxlan,
+                             DelNetns, IptablesRestore, Op, OvsAppctl, OvsCreateDb, OvsFlows, OvsVsctl, SetLink,
+                             SetOffload, StartProcess, Sysctl)
+from netlab.scenario.types import ClusterBase, NodeCidrFields
 
-ENCAP = "vxlan"  # what crosses the underlay between nodes
-VPC_HOST_TO_POD = "blocked"  # the VPC route table has no route to the container CIDR
+
+class Cluster(ClusterBase, NodeCidrFields):
+    """A container-tunnel-network cluster: the model's fields beside the common ones."""
+
+    model: Literal["tunnel"]
+    switch: Literal["ovs", "linux-bridge"] = Field(
+        default="ovs", description="the virtual switch on each node (ovs: Open vSwitch; "
+                                   "linux-bridge: kernel VXLAN as Flannel)")
+    vni: int = Field(default=1, ge=1, le=16777215, description="the VXLAN network identifier")
+    ovs_datapath: Literal["auto", "system", "netdev"] = Field(
+        default="auto", description="switch ovs: system (the openvswitch kernel module), netdev "
+                                    "(userspace), or auto (system when the kernel has it)")
+
+
+class TunnelNetwork(ModelInfo):
+    """The tunnel model's decisions for a cluster: which switch, VNI and OVS datapath."""
+
+    type: Literal["tunnel"] = "tunnel"
+    switch: Literal["ovs", "linux-bridge"]
+    vni: int
+    port: int  # VXLAN UDP destination port
+    datapath: Literal["system", "netdev"] | None = None  # OVS only
+
 
 VXLAN_PORT = 4789
 VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
@@ -95,67 +122,10 @@ def vtep_ip(node: NodeInfo) -> IPv4Address:
     return node.pod_cidr.network_address
 
 
-# -- traits the checks use ---------------------------------------------------------------------
-def node_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
-    """The source a pod sees when a node's own stack connects to it: the address of the
-    device the route to the pod leaves by (gw0 / cni0 for local pods; with linux-bridge,
-    the VXLAN device's address for remote ones)."""
-    if cluster.tunnel.switch == "linux-bridge" and pod.node != node.name:
-        return vtep_ip(node)
-    return node.pod_gateway
-
-
-def egress_source(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
-    """The source a VPC host sees for a pod's traffic: the node IP (MASQUERADE)."""
-    return node.eth0.ip
-
-
-def node_addresses(cluster: ClusterInfo, node: NodeInfo) -> tuple[IPv4Address, ...]:
-    """The node's own addresses a pod may see after SNAT (Services): the node IP, or the
-    address of the device towards the pod (gw0 / cni0, or the VXLAN device's)."""
-    extra = (vtep_ip(node),) if cluster.tunnel.switch == "linux-bridge" else ()
-    return (node.eth0.ip, node.pod_gateway) + extra
-
-
-pod_address = next_block_address  # where `netlab scale` finds a new pod's address
-
-
-# -- resolve -----------------------------------------------------------------------------------
-def allocate(spec, nodes: list[NodeInfo], path, ctx) -> Allocation:
-    datapath = None
-    if spec.switch == "ovs":
-        datapath = datapath_for(ctx.features) if spec.ovs_datapath == "auto" else spec.ovs_datapath
-        if datapath == "system" and "openvswitch" not in ctx.features:
-            raise ctx.error(path + ("ovs_datapath",),
-                            "ovs_datapath: system needs the openvswitch kernel module, which this kernel "
-                            "does not offer; use auto or netdev (the userspace datapath)")
-    elif "ovs_datapath" in spec.model_fields_set:
-        raise ctx.error(path + ("ovs_datapath",), "ovs_datapath applies to switch: ovs only; remove it")
-    mtu = ctx.underlay_mtu - VXLAN_OVERHEAD
-    nodes = node_blocks(spec, nodes, path, ctx)
-    pods = pods_from_blocks(spec, nodes, path, ctx)
-    if spec.switch == "ovs" and any(pod_ofport(n, p) > OFPP_MAX for n in nodes for p in pods if p.node == n.name):
-        raise ctx.error(path + ("pods",), f"a node's br-int holds at most {OFPP_MAX - FIRST_POD_OFPORT} pods")
-    return Allocation(nodes=nodes, pods=pods, mtu=mtu,
-                      tunnel=TunnelInfo(switch=spec.switch, vni=spec.vni, port=VXLAN_PORT, datapath=datapath))
-
-
 # -- plan --------------------------------------------------------------------------------------
 def node_dir(lab: str, cluster: str, node: str) -> PurePosixPath:
     """Where a node's OVS keeps its database, sockets, pidfiles and logs."""
-    from netlab.apply.state import ROOT  # the state directory's root: a path, nothing applied
-
-    return PurePosixPath(ROOT) / lab / cluster / node
-
-
-def ops(lab: Lab, cluster: ClusterInfo) -> list[Op]:
-    out: list[Op] = []
-    for node in cluster.nodes:
-        if cluster.tunnel.switch == "ovs":
-            out += ovs_node_ops(lab, cluster, node)
-        else:
-            out += bridge_node_ops(lab, cluster, node)
-    return out
+    return paths.object_dir(lab, cluster, node)
 
 
 def pod_ofport(node: NodeInfo, pod: PodInfo) -> int:
@@ -168,9 +138,9 @@ def pod_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
     """One pod on a running node (what `netlab scale` adds): its namespace and veth, and on
     OVS its br-int port and the node's flow table replaced to include it."""
     node = cluster.node(pod.node)
-    if cluster.tunnel.switch == "linux-bridge":
+    if cluster.network.switch == "linux-bridge":
         return _pod_ops(cluster, node, pod, master=BRIDGE, mac=None, tx_checksum_off=False)
-    netdev = cluster.tunnel.datapath == "netdev"
+    netdev = cluster.network.datapath == "netdev"
     d = node_dir(lab.name, cluster.name, node.name)
     return (_pod_ops(cluster, node, pod, master=None, mac=mac_of(pod.ip), tx_checksum_off=netdev)
             + ([_ignore_arp(node, pod.host_ifname)] if netdev else [])
@@ -181,7 +151,7 @@ def pod_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
 def pod_remove_ops(lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
     """Remove a pod (`cluster` no longer holds it): its flows and br-int port first, then its
     namespace, which takes the veth pair with it."""
-    if cluster.tunnel.switch == "linux-bridge":
+    if cluster.network.switch == "linux-bridge":
         return [DelNetns(pod.netns)]
     node = cluster.node(pod.node)
     d = node_dir(lab.name, cluster.name, node.name)
@@ -246,7 +216,7 @@ def _snat(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> Op:
 
 
 def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
-    t = cluster.tunnel
+    t = cluster.network
     netdev = t.datapath == "netdev"
     d = node_dir(lab.name, cluster.name, node.name)
     db, sock = str(d / "conf.db"), str(d / "db.sock")
@@ -321,6 +291,55 @@ def ovs_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
     return out
 
 
+def _switch_query(lab: Lab, cluster: ClusterInfo, node: NodeInfo, in_port: str, p, dl_src: str, dl_dst: str,
+                  extra: str = "") -> SwitchQuery:
+    """`ofproto/trace` of br-int for packet headers `p` (netlab.trace.nftrace.Packet)."""
+    fields = [f"in_port={in_port}", *([extra] if extra else []), p.proto, f"dl_src={dl_src}", f"dl_dst={dl_dst}",
+              f"nw_src={p.saddr}", f"nw_dst={p.daddr}", f"nw_ttl={p.ttl or 64}"]
+    if p.proto in ("tcp", "udp"):
+        fields += [f"tp_src={p.sport}", f"tp_dst={p.dport}"]
+    elif p.proto == "icmp":
+        fields += [f"icmp_type={8 if p.icmp_type == 'echo-request' else 0}", "icmp_code=0"]
+    ctl = node_dir(lab.name, cluster.name, node.name) / "ovs-vswitchd.ctl"
+    return SwitchQuery(cluster.name, node.name, in_port,
+                       ("ovs-appctl", "-t", str(ctl), "ofproto/trace", BR_INT, ",".join(fields)), p)
+
+
+def _port_name(cluster: ClusterInfo, node: NodeInfo, port: int | None) -> str | None:
+    if port is None:
+        return None
+    if port == GW_OFPORT:
+        return GW_PORT
+    if port == TUN_OFPORT:
+        return TUN_PORT
+    pod = next((p for p in cluster.pods_on(node.name) if pod_ofport(node, p) == port), None)
+    return pod.host_ifname if pod else str(port)
+
+
+OVS_DAEMONS = ("ovs-vswitchd", "ovsdb-server")
+
+
+def ovs_appctl_target(argv: list[str], d: PurePosixPath) -> list[str]:
+    """`ovs-appctl [-t DAEMON] ...` aimed at a node's control sockets (`ovs-vswitchd` unless
+    the user names `ovsdb-server`, or a socket path of their own); other commands unchanged."""
+    if PurePosixPath(argv[0]).name != "ovs-appctl":
+        return argv
+    out = [argv[0]]
+    rest = list(argv[1:])
+    target = None
+    while rest and rest[0].startswith("-"):
+        opt = rest.pop(0)
+        if opt in ("-t", "--target") and rest:
+            target = rest.pop(0)
+        elif opt.startswith("--target="):
+            target = opt.split("=", 1)[1]
+        else:
+            out.append(opt)
+    if target is None or target in OVS_DAEMONS:
+        target = str(d / f"{target or 'ovs-vswitchd'}.ctl")
+    return out + [f"--target={target}", *rest]
+
+
 def _arp_reply(ip: IPv4Address, mac: str) -> str:
     return (f"table=10,priority=100,arp,arp_op=1,arp_tpa={ip},actions="
             f"move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:{mac}->eth_src,set_field:2->arp_op,"
@@ -374,7 +393,7 @@ def br_int_flows(cluster: ClusterInfo, node: NodeInfo) -> list[str]:
 
 
 def bridge_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
-    t = cluster.tunnel
+    t = cluster.network
     dev = vtep_device(t.vni)
     out: list[Op] = [AddNetns(node.netns), Sysctl(node.netns, "net.ipv4.ip_forward", "1"),
                      no_icmp_ratelimit(node.netns), Sysctl(node.netns, "net.bridge.bridge-nf-call-iptables", "1")]
@@ -400,3 +419,159 @@ def bridge_node_ops(lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[Op]:
         out += pod_ops(lab, cluster, pod)
     out.append(_snat(lab, cluster, node))
     return out
+
+
+class TunnelModel(NetworkModel):
+    name = "tunnel"
+    Cluster = Cluster
+    ENCAP = "vxlan"  # what crosses the underlay between nodes
+    VPC_HOST_TO_POD = "blocked"  # the VPC route table has no route to the container CIDR
+
+    # -- resolve ---------------------------------------------------------------------------
+    def allocate(self, spec: Cluster, nodes: list[NodeInfo], path, ctx) -> Allocation:
+        datapath = None
+        if spec.switch == "ovs":
+            datapath = datapath_for(ctx.features) if spec.ovs_datapath == "auto" else spec.ovs_datapath
+            if ctx.check_host and datapath == "system" and "openvswitch" not in ctx.features:
+                raise ctx.error(path + ("ovs_datapath",),
+                                "ovs_datapath: system needs the openvswitch kernel module, which this kernel "
+                                "does not offer; use auto or netdev (the userspace datapath)")
+        elif "ovs_datapath" in spec.model_fields_set:
+            raise ctx.error(path + ("ovs_datapath",), "ovs_datapath applies to switch: ovs only; remove it")
+        mtu = ctx.underlay_mtu - VXLAN_OVERHEAD
+        nodes = node_blocks(spec, nodes, path, ctx)
+        pods = pods_from_blocks(spec, nodes, path, ctx)
+        if spec.switch == "ovs" and any(pod_ofport(n, p) > OFPP_MAX for n in nodes for p in pods if p.node == n.name):
+            raise ctx.error(path + ("pods",), f"a node's br-int holds at most {OFPP_MAX - FIRST_POD_OFPORT} pods")
+        return Allocation(nodes=nodes, pods=pods, mtu=mtu,
+                          network=TunnelNetwork(switch=spec.switch, vni=spec.vni, port=VXLAN_PORT,
+                                                datapath=datapath))
+
+    # -- plan ------------------------------------------------------------------------------
+    def ops(self, lab: Lab, cluster: ClusterInfo) -> list[Op]:
+        out: list[Op] = []
+        for node in cluster.nodes:
+            if cluster.network.switch == "ovs":
+                out += ovs_node_ops(lab, cluster, node)
+            else:
+                out += bridge_node_ops(lab, cluster, node)
+        return out
+
+    def pod_ops(self, lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
+        return pod_ops(lab, cluster, pod)
+
+    def pod_remove_ops(self, lab: Lab, cluster: ClusterInfo, pod: PodInfo) -> list[Op]:
+        return pod_remove_ops(lab, cluster, pod)
+
+    # -- traits the checks use -------------------------------------------------------------
+    def node_source(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
+        """The source a pod sees when a node's own stack connects to it: the address of the
+        device the route to the pod leaves by (gw0 / cni0 for local pods; with linux-bridge,
+        the VXLAN device's address for remote ones)."""
+        if cluster.network.switch == "linux-bridge" and pod.node != node.name:
+            return vtep_ip(node)
+        return node.pod_gateway
+
+    def egress_source(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo) -> IPv4Address:
+        """The source a VPC host sees for a pod's traffic: the node IP (MASQUERADE)."""
+        return node.eth0.ip
+
+    def node_addresses(self, cluster: ClusterInfo, node: NodeInfo) -> tuple[IPv4Address, ...]:
+        """The node's own addresses a pod may see after SNAT (Services): the node IP, or the
+        address of the device towards the pod (gw0 / cni0, or the VXLAN device's)."""
+        extra = (vtep_ip(node),) if cluster.network.switch == "linux-bridge" else ()
+        return (node.eth0.ip, node.pod_gateway) + extra
+
+    # -- trace -----------------------------------------------------------------------------
+    def trace_into_switch(self, lab: Lab, cluster: ClusterInfo, netns: str, ifname: str,
+                          packet) -> SwitchQuery | None:
+        """A pod's `eth0` or a node stack's `gw0` lead into br-int: trace the packet there,
+        with the MACs it carries (the pod's own and its gateway's; OVS answers every ARP)."""
+        if cluster.network.switch != "ovs":
+            return None
+        for node in cluster.nodes:
+            if netns == node.netns and ifname == GW_PORT:
+                return _switch_query(lab, cluster, node, GW_PORT, packet, mac_of(node.pod_gateway),
+                                     mac_of(IPv4Address(packet.daddr)))
+            for pod in cluster.pods_on(node.name):
+                if netns == pod.netns and ifname == "eth0":
+                    return _switch_query(lab, cluster, node, pod.host_ifname, packet, mac_of(pod.ip),
+                                         mac_of(node.pod_gateway))
+        return None
+
+    def trace_switch_result(self, lab: Lab, cluster: ClusterInfo, query: SwitchQuery,
+                            result) -> tuple[str | None, dict | None, SwitchQuery | None]:
+        """br-int's output port by name; if it pushed a VXLAN header, the underlay hop and the
+        far node's br-int (in_port vxlan0, with the tunnel metadata it will see)."""
+        node = cluster.node(query.node)
+        output = _port_name(cluster, node, result.output_port)
+        tun = result.tunnel
+        if not tun:
+            return output, None, None
+        far = next((n for n in cluster.nodes if str(n.eth0.ip) == tun["dst"]), None)
+        underlay = {"encap": "vxlan", "vni": tun["vni"], "outer_src": tun["src"], "outer_dst": tun["dst"],
+                    "dst_port": tun["dst_port"], "from_object": f"{cluster.name}/{node.name}",
+                    "to_object": f"{cluster.name}/{far.name}" if far else None,
+                    "via": lab.vpc_of_subnet(node.eth0.subnet).name}
+        if far is None:
+            return output, underlay, None
+        nxt = _switch_query(lab, cluster, far, TUN_PORT, query.packet, mac_of(node.pod_gateway),
+                            mac_of(far.pod_gateway),
+                            extra=f"tun_id={tun['vni']},tun_src={tun['src']},tun_dst={tun['dst']}")
+        return output, underlay, nxt
+
+    def trace_encap(self, lab: Lab, cluster: ClusterInfo, netns: str, ifname: str,
+                    gateway: str | None) -> dict | None:
+        """linux-bridge: the node stack routes a remote pod CIDR into the VXLAN device, via the
+        far node's VTEP address; the FDB sends that to the far node's IP."""
+        t = cluster.network
+        if t.switch != "linux-bridge" or ifname != vtep_device(t.vni):
+            return None
+        node = next((n for n in cluster.nodes if n.netns == netns), None)
+        if node is None:
+            return None
+        far = next((r for r in cluster.nodes if gateway and str(vtep_ip(r)) == gateway), None)
+        return {"encap": "vxlan", "vni": t.vni, "outer_src": str(node.eth0.ip),
+                "outer_dst": str(far.eth0.ip) if far else None, "dst_port": t.port,
+                "from_object": f"{cluster.name}/{node.name}", "to_object": f"{cluster.name}/{far.name}" if far else None,
+                "via": lab.vpc_of_subnet(node.eth0.subnet).name}
+
+    # -- exec ------------------------------------------------------------------------------
+    def exec_argv(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo, argv: list[str]) -> list[str]:
+        """Open vSwitch's clients find a node's own daemons: `OVS_RUNDIR` is the node's
+        directory (ovs-vsctl's default database `db.sock`, ovs-ofctl's `<bridge>.mgmt`);
+        ovs-appctl looks its target up by pidfile and `<daemon>.<pid>.ctl`, which the node's
+        daemons (started with a fixed `--unixctl` path) do not have, so its target is given."""
+        if cluster.network.switch != "ovs" or not argv:
+            return argv
+        d = node_dir(lab.name, cluster.name, node.name)
+        return ["env", f"OVS_RUNDIR={d}", f"OVS_DBDIR={d}", *ovs_appctl_target(argv, d)]
+
+    # -- show ------------------------------------------------------------------------------
+    def show(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[ShowCommand]:
+        """The node's switch. Open vSwitch: bridges and ports, each bridge's flows with packet
+        counters, the datapath (userspace: also the tunnel neighbours and routes OVS uses).
+        linux-bridge: the VXLAN device, its FDB and neighbour entries, the bridge ports."""
+        t = cluster.network
+        ns = node.netns
+        if t.switch == "linux-bridge":
+            dev = vtep_device(t.vni)
+            return [ShowCommand(f"ip -d link show {dev}", ("ip", "-d", "link", "show", dev), ns),
+                    ShowCommand(f"bridge fdb show dev {dev}", ("bridge", "fdb", "show", "dev", dev), ns),
+                    ShowCommand(f"ip neigh show dev {dev}", ("ip", "neigh", "show", "dev", dev), ns),
+                    ShowCommand("bridge link show", ("bridge", "link", "show"), ns),
+                    ShowCommand(f"ip -s link show {dev}", ("ip", "-s", "link", "show", dev), ns)]
+        d = node_dir(lab.name, cluster.name, node.name)
+        ctl = str(d / "ovs-vswitchd.ctl")
+        out = [ShowCommand("ovs-vsctl show", ("ovs-vsctl", f"--db=unix:{d / 'db.sock'}", "show"))]
+        bridges = [BR_INT] + ([BR_PHY] if t.datapath == "netdev" else [])
+        out += [ShowCommand(f"ovs-ofctl dump-flows {br}",
+                            ("ovs-ofctl", "--names", "dump-flows", f"unix:{d / (br + '.mgmt')}")) for br in bridges]
+        if t.datapath == "netdev":
+            out += [ShowCommand("ovs-appctl tnl/neigh/show", ("ovs-appctl", "-t", ctl, "tnl/neigh/show")),
+                    ShowCommand("ovs-appctl ovs/route/show", ("ovs-appctl", "-t", ctl, "ovs/route/show"))]
+        out.append(ShowCommand("ovs-appctl dpctl/show", ("ovs-appctl", "-t", ctl, "dpctl/show")))
+        return out
+
+
+MODEL = TunnelModel()

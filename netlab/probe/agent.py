@@ -44,10 +44,11 @@ class Listener:
 
 def listeners(lab: Lab) -> list[Listener]:
     out = [Listener(h.name, "host", h.netns, p.port, p.protocol.lower()) for h in lab.hosts for p in h.ports]
+    out += [Listener(h.ref, "host", h.netns, p.port, p.protocol.lower()) for h in lab.public_hosts() for p in h.ports]
     for c in lab.clusters:
         out += [Listener(f"{c.name}/{pod.name}", "pod", pod.netns, p.port, p.protocol.lower())
                 for pod in c.pods for p in pod.ports]
-    return out
+    return [li for li in out if lab.is_local(li.netns)]   # a split lab: this machine's part
 
 
 def answer(listener: Listener, client: tuple, local: tuple) -> bytes:

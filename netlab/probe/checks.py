@@ -18,7 +18,7 @@ from ipaddress import IPv4Address
 
 from netlab import models
 from netlab.lab import refs
-from netlab.lab.model import ClusterInfo, HostInfo, Lab, NodeInfo, PodInfo
+from netlab.lab.model import ClusterInfo, HostInfo, Lab, NodeInfo, PodInfo, VpcInfo
 
 Obj = HostInfo | NodeInfo | PodInfo
 ORIGINS = ("generated", "scenario")
@@ -105,23 +105,12 @@ def _underlay(node: NodeInfo) -> tuple[str, str]:
     return node.netns, "eth0"
 
 
-def vpc_route(lab: Lab, ip: IPv4Address):
-    """The VPC route table's custom entry for an address (longest prefix), or None."""
-    routes = [r for r in lab.vpc.routes if ip in r.destination]
-    return max(routes, key=lambda r: r.destination.prefixlen, default=None)
-
-
-def routed_by_vpc(lab: Lab, ip: IPv4Address) -> bool:
-    """The VPC router has a route for the address: a custom one, or a subnet of its own."""
-    return vpc_route(lab, ip) is not None or any(ip in sn.cidr for sn in lab.vpc.subnets)
-
-
-def _from_outside(lab: Lab, ip: IPv4Address, promise: str) -> str:
-    """What a VPC host gets from a pod address the model says is `reach` or `blocked`:
-    blocked means the VPC router has no route, and answers so (unreachable)."""
+def from_outside(vpc: VpcInfo, ip: IPv4Address, promise: str = "blocked") -> str:
+    """What a VPC host gets from an address the model says is `reach` or `blocked`: blocked
+    where the VPC router has no route means it answers so (unreachable)."""
     if promise == "reach":
         return "reach"
-    return "unreachable" if not routed_by_vpc(lab, ip) else "blocked"
+    return "unreachable" if vpc.lookup(ip) is None else "blocked"
 
 
 def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
@@ -171,17 +160,18 @@ def cluster_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
                 src=_name(src), src_netns=src.netns, src_ip=src.ip, dst=_name(dst), dst_ip=dst.ip,
                 port=None, proto="icmp", expect=expect, size=size, **c,
                 **sniff(with_pods[0], model.ENCAP if expect == "reach" else "absent")))
-    for host in lab.hosts:
+    hosts = lab.hosts_in(lab.vpc_of_cluster(cluster))  # a peered VPC's: netlab.probe.edge_checks
+    for host in hosts:
         for node in with_pods:
             pod = by_node[node.name][0]
             out.append(_check("VPC host→pod", host, pod, expect_source=host.eth0.ip, **c,
-                              expect=_from_outside(lab, pod.ip, model.VPC_HOST_TO_POD)))
+                              expect=from_outside(lab.vpc_of_cluster(cluster), pod.ip, model.VPC_HOST_TO_POD)))
     for node in with_pods:
         pod = by_node[node.name][0]
-        for host in lab.hosts:
+        for host in hosts:
             if host.ports:
-                out.append(_check("pod→VPC host", pod, host, expect_source=model.egress_source(cluster, node, pod),
-                                  **c, **sniff(node, "none")))
+                out.append(_check("pod→VPC host", pod, host, **c, **sniff(node, "none"),
+                                  expect_source=model.source_towards(cluster, node, pod, host.eth0.ip)))
     return out
 
 
@@ -200,7 +190,7 @@ def explicit(lab: Lab) -> list[CheckSpec]:
             kind="scenario check", cluster=cluster.name if cluster else None, origin="scenario",
             expect_source=sources[0] if len(sources) == 1 else None,
             allowed_sources=sources if len(sources) > 1 else (),
-            target_ips=(dst.ip,) + tuple(p.ip for p in dst.endpoints),
+            target_ips=tuple(dict.fromkeys((dst.ip, dst.target.ip) + tuple(p.ip for p in dst.endpoints))),
             rule_rejects=service and _rejects_without_endpoints(dst),
             **_explicit_backend(c, dst, proto), **_explicit_sniff(lab, src)))
     return out
@@ -260,6 +250,7 @@ def impairment_checks(lab: Lab) -> list[CheckSpec]:
 def matrix(lab: Lab, only: str | None = None, cluster: str | None = None) -> list[CheckSpec]:
     """Every check of the lab, each with its `why`; `only` keeps the generated matrix or the
     scenario's checks, `cluster` the checks about one cluster."""
+    from netlab.probe.edge_checks import edge_matrix
     from netlab.probe.explain import Rulesets, why
     from netlab.probe.service_checks import service_matrix
 
@@ -267,7 +258,7 @@ def matrix(lab: Lab, only: str | None = None, cluster: str | None = None) -> lis
     if only != "scenario":
         for c in lab.clusters:
             out += cluster_matrix(lab, c) + service_matrix(lab, c)
-        out += impairment_checks(lab)
+        out += edge_matrix(lab) + impairment_checks(lab)
     if only != "generated":
         out += explicit(lab)
     if cluster is not None:

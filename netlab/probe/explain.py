@@ -10,8 +10,10 @@ virtual servers, and what is missing ("no VPC route to 172.17.0.0/16", "nothing 
 8081/tcp in c1/web-1").
 
 Model facts used here that the model interface does not offer yet (computed from the
-resolved lab: cluster.model, cluster.tunnel, node.pod_cidr): how a node delivers to its own
-pods, and how pod traffic leaves the cluster.
+resolved lab: cluster.model, cluster.network, node.pod_cidr): how a node delivers to its own
+pods, and how pod traffic crosses between nodes. Routes come from the VPC the packet is in
+(`VpcInfo.lookup`); an EIP is followed to the address it is bound to; the internet egress is
+`netlab.probe.edge_checks.internet_egress`, as the edge checks derive it.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ from netlab.kubeproxy import names as kp_names
 from netlab.kubeproxy.iptdump import parse_dump
 from netlab.kubeproxy.trace import parse_nft_dump
 from netlab.lab import refs
-from netlab.lab.model import ClusterInfo, HostInfo, Lab, NodeInfo, PodInfo, ServiceInfo
-from netlab.probe.checks import vpc_route
+from netlab.lab.model import ClusterInfo, HostInfo, Lab, NodeInfo, PodInfo, ServiceInfo, SubnetInfo, VpcInfo
 
 
 class Rulesets:
@@ -61,14 +62,24 @@ def why(lab: Lab, spec, rulesets: Rulesets | None = None) -> str:
     proto = "tcp" if spec.proto == "syn" else spec.proto
     if spec.size:
         return _mtu(lab, src, spec)
-    service = _cluster_ip(lab, spec.dst_ip, spec.port, proto, src, spec.cluster)
-    if service:
-        return _to_cluster_ip(lab, rules, src, spec, proto, *service)
-    nodeport = _nodeport(lab, spec.dst_ip, spec.port, proto)
+    dst_ip, via_eip = spec.dst_ip, ""
+    eip = next((e for e in lab.eips if e.ip == dst_ip and e.private is not None), None)
+    if eip is not None:  # the internet gateway translates it 1:1 to the address it is bound to
+        dst_ip, via_eip = eip.private, f"EIP {eip.ip} → {eip.bind} ({eip.private}), 1:1 NAT at igw/{eip.vpc}"
+    if not via_eip and _vpc_of(lab, src) is None and any(dst_ip in v.cidr for v in lab.vpcs):
+        vpc = next(v for v in lab.vpcs if dst_ip in v.cidr)
+        return f"{dst_ip} is a private address of VPC {vpc.name}: the internet does not route it"
+    service = _cluster_ip(lab, dst_ip, spec.port, proto, src, spec.cluster)
+    if service and not via_eip:
+        return _to_cluster_ip(lab, rules, src, dst_ip, spec.port, proto, *service)
+    nodeport = _nodeport(lab, dst_ip, spec.port, proto)
     if nodeport:
         cluster, node, info = nodeport
-        return _kube_proxy(rules, cluster, node, str(src.ip), spec.dst_ip, spec.port, proto, info, nodeport=True)
-    return _join(_routing(lab, rules, src, spec.dst_ip), _listener(lab, rules, spec.dst_ip, spec.port, proto))
+        return _join(via_eip, _kube_proxy(rules, cluster, node, str(src.ip), dst_ip, spec.port, proto, info,
+                                          nodeport=True))
+    if via_eip:
+        return _join(via_eip, _listener(lab, rules, dst_ip, spec.port, proto))
+    return _join(_routing(lab, rules, src, dst_ip), _listener(lab, rules, dst_ip, spec.port, proto))
 
 
 def _join(*parts: str) -> str:
@@ -93,9 +104,9 @@ def _routing(lab: Lab, rules: Rulesets, src: refs.Target, dst_ip: IPv4Address) -
         node = cluster.node(pod.node)
         if src_cluster is not None and src_cluster.name == cluster.name:
             return _inside_cluster(lab, cluster, src, pod, node)
-        return _egress(lab, src) or _vpc_hop(lab, dst_ip, cluster)
+        return _join(_egress(lab, src, dst_ip), _vpc_hop(lab, _vpc_of(lab, src), dst_ip, src, cluster))
     if isinstance(src.obj, PodInfo):
-        return _join(_egress(lab, src), _underlay_path(lab, src, dst_ip, from_pod=True))
+        return _join(_egress(lab, src, dst_ip), _underlay_path(lab, src, dst_ip, from_pod=True))
     return _underlay_path(lab, src, dst_ip)
 
 
@@ -104,71 +115,96 @@ def _inside_cluster(lab: Lab, cluster: ClusterInfo, src: refs.Target, pod: PodIn
     if src_node.name == node.name:
         return _same_node(cluster, node, pod, from_node=isinstance(src.obj, NodeInfo))
     if models.get(cluster.model).ENCAP == "vxlan":
-        t = cluster.tunnel
+        t = cluster.network
         dev = "br-int's vxlan0 port" if t.switch == "ovs" else f"the kernel device vxlan.{t.vni}"
         return f"VXLAN to {node.eth0.ip} (VNI {t.vni}) through {dev}: {node.pod_cidr} is {node.name}'s pod CIDR"
-    route = vpc_route(lab, pod.ip)
-    if route is None:
-        return f"no VPC route to {pod.ip}"
-    return f"VPC route {route.destination} via {route.owner} ({route.nexthop}), no encapsulation"
+    return _vpc_hop(lab, lab.vpc_of_cluster(cluster), pod.ip, src) + ", no encapsulation"
 
 
 def _same_node(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, from_node: bool) -> str:
     """How a node delivers to its own pods (a model fact)."""
+    switch = getattr(cluster.network, "switch", None)
     if cluster.model == "vpc":
         how = f"{node.name} routes {pod.ip}/32 to {pod.host_ifname}"
-    elif cluster.tunnel and cluster.tunnel.switch == "linux-bridge":
+    elif switch == "linux-bridge":
         how = f"the bridge cni0 on {node.name} delivers it"
     else:
         how = f"br-int on {node.name} delivers it (OpenFlow table 20)"
     if from_node and cluster.model != "vpc":
-        how += f", from {node.pod_gateway} ({'gw0' if cluster.tunnel.switch == 'ovs' else 'cni0'})"
+        how += f", from {node.pod_gateway} ({'gw0' if switch == 'ovs' else 'cni0'})"
     return f"same node: {how}; nothing crosses eth0"
 
 
-def _subnet_of(lab: Lab, ip: IPv4Address):
-    return next((sn for sn in lab.vpc.subnets if ip in sn.cidr), None)
+def _vpc_of(lab: Lab, src: refs.Target) -> VpcInfo | None:
+    """The VPC whose router a packet from `src` meets first (None: not in a VPC)."""
+    machine = src.obj
+    if isinstance(machine, PodInfo):
+        machine = lab.cluster(machine.cluster).node(machine.node)
+    subnet = getattr(getattr(machine, "eth0", None), "subnet", None)
+    if subnet is None or not any(sn.name == subnet for v in lab.vpcs for sn in v.subnets):
+        return None
+    return lab.vpc_of_subnet(subnet)
 
 
-def _vpc_hop(lab: Lab, dst_ip: IPv4Address, cluster: ClusterInfo | None = None) -> str:
-    """How the VPC router gets a packet to dst_ip: a custom route, or none (naming the
-    CIDR it falls in, of `cluster` first: clusters may share a Service CIDR)."""
-    route = vpc_route(lab, dst_ip)
-    if route is not None:
-        return f"VPC route {route.destination} via {route.owner} ({route.nexthop})"
-    for c in ([cluster] if cluster else []) + lab.clusters:
-        for what, net in (("container CIDR", c.container_cidr), ("Service CIDR", c.service_cidr)):
-            if dst_ip in net:
-                return f"no VPC route to {net} ({c.name}'s {what}): the VPC router answers net unreachable"
-    return f"no VPC route to {dst_ip}: the VPC router answers net unreachable"
+def _vpc_hop(lab: Lab, vpc: VpcInfo | None, dst_ip: IPv4Address, src: refs.Target,
+             cluster: ClusterInfo | None = None) -> str:
+    """How the source's VPC router gets a packet to dst_ip: a route of its table, the
+    internet through its default route, or no route (naming the CIDR it falls in, of
+    `cluster` first: clusters may share a Service CIDR)."""
+    route = vpc.lookup(dst_ip) if vpc is not None else None
+    if route is not None and not isinstance(route, SubnetInfo) and route.destination.prefixlen:
+        where = route.target or f"{route.owner} ({route.nexthop})"
+        return f"VPC route {route.destination} via {where}"
+    private = next((f"{net} ({c.name}'s {what})" for c in ([cluster] if cluster else []) + lab.clusters
+                    for what, net in (("container CIDR", c.container_cidr), ("Service CIDR", c.service_cidr))
+                    if dst_ip in net), None)
+    if route is not None and private is None:
+        return _internet(lab, vpc, src, dst_ip, route)
+    text = f"no VPC route to {private or dst_ip}"
+    if route is None:
+        return text + ": the VPC router answers net unreachable"
+    return text + f"; the default route leads to {route.target or route.nexthop}, which does not route it"
+
+
+def _internet(lab: Lab, vpc: VpcInfo, src: refs.Target, dst_ip: IPv4Address, route) -> str:
+    from netlab.probe.edge_checks import internet_egress
+
+    private = src.ip
+    if isinstance(src.obj, PodInfo):
+        cluster = lab.cluster(src.obj.cluster)
+        private = models.get(cluster.model).source_towards(cluster, cluster.node(src.obj.node), src.obj, dst_ip)
+    egress = internet_egress(lab, vpc, private, dst_ip)
+    if egress is not None and "EIP" in egress.how and "NAT gateway" not in egress.how:
+        return f"to the internet by the {egress.how} (1:1 NAT at igw/{vpc.name})"
+    return f"VPC route 0.0.0.0/0 via {route.target or route.nexthop}: {egress.how if egress else 'the internet'}"
 
 
 def _underlay_path(lab: Lab, src: refs.Target, dst_ip: IPv4Address, from_pod: bool = False) -> str:
     """Between VPC machines: one subnet (bridged), or routed by the VPC router."""
-    dst_subnet = _subnet_of(lab, dst_ip)
-    if dst_subnet is None:
-        return _vpc_hop(lab, dst_ip)
+    vpc = _vpc_of(lab, src)
+    dst_subnet = vpc.lookup(dst_ip) if vpc is not None else None
+    if not isinstance(dst_subnet, SubnetInfo):
+        return _vpc_hop(lab, vpc, dst_ip, src)
     src_machine = _node_of(src, lab) if from_pod else src.obj
     src_ip = src_machine.eth0.ip if isinstance(src_machine, (NodeInfo, HostInfo)) else src.ip
-    src_subnet = _subnet_of(lab, src_ip)
-    if src_subnet is not None and src_subnet.name == dst_subnet.name:
+    src_subnet = vpc.lookup(src_ip)
+    if isinstance(src_subnet, SubnetInfo) and src_subnet.name == dst_subnet.name:
         return f"same VPC subnet {dst_subnet.name} ({dst_subnet.cidr}): bridged, not routed"
-    if src_subnet is None:
+    if not isinstance(src_subnet, SubnetInfo):
         return f"VPC subnet {dst_subnet.name} ({dst_subnet.cidr})"
     return f"the VPC router routes subnet {src_subnet.name} → {dst_subnet.name} ({dst_subnet.cidr})"
 
 
-def _egress(lab: Lab, src: refs.Target) -> str:
-    """How a pod's packet leaves its cluster: masqueraded to its node, or as itself."""
+def _egress(lab: Lab, src: refs.Target, dst_ip: IPv4Address) -> str:
+    """How a pod's packet leaves its cluster for dst_ip: masqueraded to its node, or as itself."""
     if not isinstance(src.obj, PodInfo):
         return ""
     cluster = lab.cluster(src.obj.cluster)
     node = cluster.node(src.obj.node)
-    seen = models.get(cluster.model).egress_source(cluster, node, src.obj)
+    seen = models.get(cluster.model).source_towards(cluster, node, src.obj, dst_ip)
     if seen == src.obj.ip:
-        return f"pod IP {src.obj.ip} kept (no SNAT in the {cluster.model} model)"
-    return (f"SNAT to the node IP {seen} by the {cluster.model} model's masquerade rule "
-            f"(-s {cluster.container_cidr} ! -d {cluster.container_cidr})")
+        return f"pod IP {src.obj.ip} kept (no SNAT toward {dst_ip} in the {cluster.model} model)"
+    return f"SNAT to the node IP {seen} by the {cluster.model} model's masquerade rule"
 
 
 def _listener(lab: Lab, rules: Rulesets, ip: IPv4Address, port: int | None, proto: str) -> str:
@@ -223,12 +259,12 @@ def _nodeport(lab: Lab, ip: IPv4Address, port: int | None, proto: str):
     return None
 
 
-def _to_cluster_ip(lab: Lab, rules: Rulesets, src: refs.Target, spec, proto: str, cluster: ClusterInfo,
-                   info: ServiceInfo) -> str:
+def _to_cluster_ip(lab: Lab, rules: Rulesets, src: refs.Target, dst_ip: IPv4Address, port: int, proto: str,
+                   cluster: ClusterInfo, info: ServiceInfo) -> str:
     node = _node_of(src, lab)
     if node is None or src.cluster is None or src.cluster.name != cluster.name:
-        return _join(_egress(lab, src), _vpc_hop(lab, spec.dst_ip, cluster))
-    return _kube_proxy(rules, cluster, node, str(src.ip), spec.dst_ip, spec.port, proto, info)
+        return _join(_egress(lab, src, dst_ip), _vpc_hop(lab, _vpc_of(lab, src), dst_ip, src, cluster))
+    return _kube_proxy(rules, cluster, node, str(src.ip), dst_ip, port, proto, info)
 
 
 def _kube_proxy(rules: Rulesets, cluster: ClusterInfo, node: NodeInfo, src: str, dst: IPv4Address, port: int,

@@ -21,7 +21,7 @@ from ipaddress import IPv4Address
 from netlab import models
 from netlab.lab import refs
 from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo
-from netlab.probe.checks import CheckSpec, routed_by_vpc
+from netlab.probe.checks import CheckSpec, from_outside
 
 MAX_CONNECTIONS = 150
 MAX_SPREAD_ENDPOINTS = 10  # beyond this, "every endpoint answers" would need too many connections
@@ -108,16 +108,16 @@ def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
             src_netns=node.netns, src_ip=node.eth0.ip, proto=proto, count=_connections(len(eps)),
             allowed_backends=tuple(f"{cluster.name}/{e.name}" for e in eps),
             spread=_spread(affinity, len(eps)), allowed_sources=_node_addresses(cluster, node), **base))
-        for host in lab.hosts[:1]:
+        for host in lab.hosts_in(lab.vpc_of_cluster(cluster))[:1]:
             out.append(CheckSpec(
                 name=f"VPC host→ClusterIP (outside the cluster): {host.name} → {svc}", src=host.name,
                 src_netns=host.netns, src_ip=host.eth0.ip, proto=proto, kind="VPC host→ClusterIP",
-                expect="blocked" if routed_by_vpc(lab, info.cluster_ip) else "unreachable", **base))
+                expect=from_outside(lab.vpc_of_cluster(cluster), info.cluster_ip), **base))
 
         if info.spec.type == "ClusterIP" or not port.nodePort:
             continue
         local = info.spec.externalTrafficPolicy == "Local"
-        for host in lab.hosts[:1]:
+        for host in lab.hosts_in(lab.vpc_of_cluster(cluster))[:1]:
             for node in cluster.nodes:
                 on_node = [e for e in eps if e.node == node.name]
                 allowed = on_node if local else eps

@@ -15,9 +15,8 @@ import yaml
 from pydantic import ValidationError
 
 from netlab.errors import ScenarioError
-from netlab.scenario.schema import Scenario
-
-Path_ = tuple[str | int, ...]
+from netlab.scenario.schema import Scenario, error_path, model_of_field
+from netlab.scenario.types import NODE_PORT_MAX, NODE_PORT_MIN, Path_
 
 BUILTIN = "default"
 
@@ -96,8 +95,26 @@ UNIT_HINTS = {"delay": "a duration such as 20ms", "jitter": "a duration such as 
 def _describe(err: dict, data: Any) -> str:
     kind = err["type"]
     loc = err["loc"]
+    if kind == "extra_forbidden" and len(loc) == 3 and loc[0] == "clusters" and model_of_field(str(loc[-1])):
+        cluster = _at(data, loc[:2])
+        return (f"'{loc[-1]}' applies to model: {' or '.join(model_of_field(str(loc[-1])))} only, and "
+                f"cluster '{cluster.get('name')}' is model: {cluster.get('model')}; remove it")
     if kind == "extra_forbidden":
         return f"unknown key '{loc[-1]}'; valid keys: {_valid_keys(loc[:-1], data)}"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than") and loc:
+        if loc[-1] in ("nodePort", "healthCheckNodePort"):
+            return f"{_input(err)} is outside the node port range {NODE_PORT_MIN}-{NODE_PORT_MAX}"
+        if loc[-1] in ("port", "targetPort"):
+            return f"{_input(err)} is not a port number (1-65535)"
+        bound = next(iter(err.get("ctx", {}).values()), "?")
+        words = {"greater_than_equal": "at least", "less_than_equal": "at most",
+                 "greater_than": "more than", "less_than": "less than"}
+        return f"{_input(err)} is out of range; it must be {words[kind]} {bound}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        models = " or ".join(repr(t) for t in err.get("ctx", {}).get("expected_tags", "").split(", ") if t) \
+            or "a network model"
+        return "required field is missing; expected " + models if kind == "union_tag_not_found" \
+            else f"{err['ctx']['tag']!r} is not a network model; expected {err['ctx']['expected_tags']}"
     if kind == "missing":
         return "required field is missing"
     if kind in ("literal_error", "enum"):
@@ -117,31 +134,45 @@ def _input(err: dict) -> str:
     return repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
 
 
+def _at(data: Any, loc: tuple) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return {}
+    return data
+
+
 def _valid_keys(loc: tuple, data: Any) -> str:
     model: Any = Scenario
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             continue
         info = model.model_fields.get(part) or next(
             (f for f in model.model_fields.values() if f.alias == part), None)
         if info is None:
             return "?"
-        model = _inner_model(info.annotation)
+        model = _inner_model(info.annotation, _at(data, loc[:i + 1]))
         if model is None:
             return "?"
     return ", ".join(f.alias or name for name, f in model.model_fields.items())
 
 
-def _inner_model(annotation: Any) -> Any:
+def _inner_model(annotation: Any, data: Any = None) -> Any:
+    """The pydantic model inside an annotation (list[X], X | None, a union of X's); of a
+    discriminated union (a cluster's model sections), the one `data` selects."""
     from typing import get_args
 
     if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
         return annotation
-    for arg in get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
+    found = [m for m in (_inner_model(arg, data) for arg in get_args(annotation)) if m is not None]
+    if len(found) > 1:
+        items = data if isinstance(data, list) else [data]
+        wanted = {item.get("model") for item in items if isinstance(item, dict)}
+        found = [m for m in found if "model" in m.model_fields
+                 and get_args(m.model_fields["model"].annotation)[:1] and
+                 get_args(m.model_fields["model"].annotation)[0] in wanted] or found
+    return found[0] if found else None
 
 
 def load_text(text: str, file: str) -> tuple[Scenario, Source]:
@@ -151,8 +182,11 @@ def load_text(text: str, file: str) -> tuple[Scenario, Source]:
     try:
         return Scenario.model_validate(data), source
     except ValidationError as e:
-        err = e.errors()[0]
-        raise source.error(tuple(err["loc"]), _describe(err, data)) from None
+        err = dict(e.errors()[0])
+        err["loc"] = error_path(tuple(err["loc"]))
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            err["loc"] = err["loc"] + ("model",)
+        raise source.error(err["loc"], _describe(err, data)) from None
 
 
 def load(path: str | Path) -> tuple[Scenario, Source]:

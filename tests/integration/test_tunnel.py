@@ -214,7 +214,7 @@ def test_datapath_follows_the_kernel_features(ovs_lab):
     from netlab.models.tunnel import datapath_for, node_dir
 
     lab = read_lab(ovs_lab)
-    datapath = lab.cluster("c1").tunnel.datapath
+    datapath = lab.cluster("c1").network.datapath
     assert datapath == datapath_for(frozenset(lab.features))
     ctl = node_dir(ovs_lab, "c1", "node-1") / "ovs-vswitchd.ctl"
     out = subprocess.run(["ovs-appctl", "-t", str(ctl), "dpctl/show"], capture_output=True, text=True).stdout
@@ -351,7 +351,7 @@ def test_kernel_datapath(monkeypatch):
     scenario, source = loader.load(SCENARIOS / "tunnel-basic.yaml")
     scenario = scenario.model_copy(update={"name": "it-tun-kernel"})
     lab = resolve(scenario, source, features=frozenset({"openvswitch"}))
-    assert lab.cluster("c1").tunnel.datapath == "system"
+    assert lab.cluster("c1").network.datapath == "system"
     executor.up(lab, plan_mod.build(lab))
     try:
         ctl = node_dir(lab.name, "c1", "node-1") / "ovs-vswitchd.ctl"
@@ -362,3 +362,18 @@ def test_kernel_datapath(monkeypatch):
         assert all(r.encap == "vxlan" for r in results if r.spec.name.startswith("pod→pod across nodes"))
     finally:
         executor.down(lab.name)
+
+
+def test_exec_points_ovs_clients_at_the_nodes_own_daemons(lab):
+    lab("scenarios/tunnel-basic.yaml", "tr-exec")
+    show = netlab("exec", "tr-exec", "node-1", "--", "ovs-vsctl", "show")
+    assert show.returncode == 0, show.stderr
+    assert "Bridge br-int" in show.stdout and "vxlan0" in show.stdout
+    flows = netlab("exec", "tr-exec", "c1/node-2", "--", "ovs-ofctl", "dump-flows", "br-int")
+    assert flows.returncode == 0 and "resubmit(,20)" in flows.stdout
+    dp = netlab("exec", "tr-exec", "node-3", "--", "ovs-appctl", "dpctl/show")
+    assert dp.returncode == 0 and "lookups:" in dp.stdout
+    db = netlab("exec", "tr-exec", "node-1", "--", "ovs-appctl", "-t", "ovsdb-server", "version")
+    assert db.returncode == 0 and "ovsdb-server" in db.stdout
+    pod = netlab("exec", "tr-exec", "web-1", "--", "ip", "-br", "address", "show", "eth0")
+    assert "172.16.0.2/24" in pod.stdout

@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 
 from netlab import plan
+from netlab.plan.planner import build
 from netlab.lab.resolve import resolve
 from netlab.scenario import loader
 
 GOLDEN = Path(__file__).parent / "golden"
-CASES = ["vpc-basic", "default", "tunnel-basic", "tunnel-linux-bridge"]
+CASES = ["vpc-basic", "default", "tunnel-basic", "tunnel-linux-bridge", "access"]
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_plan_matches_golden(name):
     scenario, source = loader.load(loader.builtin_path(name))
-    text = str(plan.build(resolve(scenario, source))) + "\n"
+    text = build(resolve(scenario, source)).render(bodies=True) + "\n"
     golden = GOLDEN / f"{name}.plan"
     if os.environ.get("NETLAB_UPDATE_GOLDEN"):
         golden.write_text(text)
@@ -30,7 +31,7 @@ def test_plan_matches_golden(name):
 
 def test_plan_orders_namespaces_before_their_use():
     scenario, source = loader.load(loader.builtin_path("vpc-basic"))
-    ops = plan.build(resolve(scenario, source)).ops
+    ops = build(resolve(scenario, source)).ops
     created: set[str] = set()
     for op in ops:
         if isinstance(op, plan.AddNetns):

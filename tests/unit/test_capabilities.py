@@ -152,7 +152,7 @@ def test_ensure_raises_naming_missing_features():
 def test_ensure_loads_loadable_modules(monkeypatch):
     from netlab.apply import kernelprobe
     loaded = []
-    monkeypatch.setattr(kernelprobe, "load_module", lambda m: (loaded.append(m) or (True, "")))
+    monkeypatch.setattr(kernelprobe, "load_module", lambda m, **kw: (loaded.append(m) or (True, "")))
     monkeypatch.setattr(caps_mod, "detect", lambda **kw: make_caps())
     monkeypatch.setattr(caps_mod, "_module_loaded", lambda m: False)
     caps = make_caps(ip_vs=Status.LOADABLE)
@@ -164,7 +164,7 @@ def test_ensure_loads_loadable_modules(monkeypatch):
 def test_ensure_skips_loaded_extras(monkeypatch):
     from netlab.apply import kernelprobe
     loaded = []
-    monkeypatch.setattr(kernelprobe, "load_module", lambda m: (loaded.append(m) or (True, "")))
+    monkeypatch.setattr(kernelprobe, "load_module", lambda m, **kw: (loaded.append(m) or (True, "")))
     monkeypatch.setattr(caps_mod, "_module_loaded", lambda m: True)
     caps = make_caps()
     assert caps_mod.ensure(["ip_vs"], caps) is caps
@@ -173,7 +173,7 @@ def test_ensure_skips_loaded_extras(monkeypatch):
 
 def test_ensure_reports_modprobe_failure(monkeypatch):
     from netlab.apply import kernelprobe
-    monkeypatch.setattr(kernelprobe, "load_module", lambda m: (False, "FATAL: not found"))
+    monkeypatch.setattr(kernelprobe, "load_module", lambda m, **kw: (False, "FATAL: not found"))
     with pytest.raises(CapabilityError, match="modprobe openvswitch: FATAL"):
         caps_mod.ensure(["openvswitch"], make_caps(openvswitch=Status.LOADABLE))
 

@@ -3,7 +3,7 @@ kernel lacks netem, planned as tc netem."""
 
 import pytest
 
-from netlab import plan
+from netlab.plan.planner import build
 from netlab.errors import ScenarioError
 from netlab.probe.checks import matrix
 from tests.helpers import load_text
@@ -29,7 +29,7 @@ def test_impairments_resolve_to_interface_and_peer():
     assert first.netem_args() == ["delay", "20ms", "2ms", "loss", "1%"] and first.delay_ms == 20
     assert (second.ifname, str(second.peer)) == ("veth-web", "172.16.0.2")
     assert (third.netns, str(third.peer), third.delay_ms) == ("nl-t-vpc", "192.168.0.11", 1.5)
-    text = str(plan.build(lab))
+    text = str(build(lab))
     assert "ip netns exec nl-t-c1-n1 tc qdisc replace dev eth0 root netem delay 20ms 2ms loss 1%" in text
     delay_checks = [c for c in matrix(lab) if c.min_rtt_ms]
     assert [(c.src_netns, str(c.dst_ip), c.min_rtt_ms) for c in delay_checks] == [

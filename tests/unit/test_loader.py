@@ -44,7 +44,7 @@ def test_unknown_key_names_line_field_and_valid_keys():
 
 def test_unknown_top_level_key():
     e = error("name: t\nclusterz: []\n")
-    assert e.line == 2 and "valid keys: name, description, vpc, hosts, clusters, impair, checks" in str(e)
+    assert e.line == 2 and "valid keys: name, description, vpc, vpcs, hosts, clusters, impair, checks" in str(e)
 
 
 def test_missing_required_field():

@@ -59,7 +59,7 @@ def test_mtu_is_underlay_minus_vxlan_overhead():
 
 
 def test_defaults_and_tunnel_info():
-    t = lab_of(scenario()).cluster("c1").tunnel
+    t = lab_of(scenario()).cluster("c1").network
     assert (t.switch, t.vni, t.port, t.datapath) == ("ovs", 1, 4789, "netdev")
 
 
@@ -71,12 +71,12 @@ def test_datapath_for():
 
 def test_auto_picks_system_when_the_kernel_has_openvswitch():
     lab = lab_of(scenario(), features=frozenset({"openvswitch"}))
-    assert lab.cluster("c1").tunnel.datapath == "system"
+    assert lab.cluster("c1").network.datapath == "system"
 
 
 def test_explicit_netdev_even_with_the_module():
     lab = lab_of(scenario("ovs_datapath: netdev\n"), features=frozenset({"openvswitch"}))
-    assert lab.cluster("c1").tunnel.datapath == "netdev"
+    assert lab.cluster("c1").network.datapath == "netdev"
 
 
 def test_system_without_the_module_is_an_error_naming_it():
@@ -92,7 +92,7 @@ def test_ovs_datapath_with_linux_bridge_is_an_error():
 
 
 def test_linux_bridge_has_no_ovs_datapath():
-    t = lab_of(scenario("switch: linux-bridge\nvni: 42\n")).cluster("c1").tunnel
+    t = lab_of(scenario("switch: linux-bridge\nvni: 42\n")).cluster("c1").network
     assert (t.switch, t.vni, t.datapath) == ("linux-bridge", 42, None)
 
 
@@ -105,8 +105,8 @@ def test_tunnel_fields_on_a_vpc_cluster_are_errors(field):
     assert "model: tunnel only" in str(e.value)
 
 
-@pytest.mark.parametrize("value,message", [("0", "greater than or equal to 1"),
-                                           ("16777216", "less than or equal to 16777215")])
+@pytest.mark.parametrize("value,message", [("0", "it must be at least 1"),
+                                           ("16777216", "it must be at most 16777215")])
 def test_vni_range(value, message):
     with pytest.raises(ScenarioError, match=message) as e:
         lab_of(scenario(f"vni: {value}\n"))
@@ -128,12 +128,12 @@ def test_traits():
     lab = lab_of(scenario())
     c = lab.cluster("c1")
     n1, b1 = c.node("node-1"), next(p for p in c.pods if p.name == "b-1")
-    assert tunnel.ENCAP == "vxlan" and tunnel.VPC_HOST_TO_POD == "blocked"
-    assert tunnel.egress_source(c, n1, b1) == n1.eth0.ip
-    assert tunnel.node_source(c, n1, b1) == n1.pod_gateway  # OVS: the stack leaves by gw0
+    assert tunnel.MODEL.ENCAP == "vxlan" and tunnel.MODEL.VPC_HOST_TO_POD == "blocked"
+    assert tunnel.MODEL.egress_source(c, n1, b1) == n1.eth0.ip
+    assert tunnel.MODEL.node_source(c, n1, b1) == n1.pod_gateway  # OVS: the stack leaves by gw0
     lb = lab_of(scenario("switch: linux-bridge\n")).cluster("c1")
     n1 = lb.node("node-1")
     a1 = next(p for p in lb.pods if p.name == "a-1")
     b1 = next(p for p in lb.pods if p.name == "b-1")
-    assert tunnel.node_source(lb, n1, a1) == IPv4Address("172.16.0.1")  # cni0
-    assert tunnel.node_source(lb, n1, b1) == IPv4Address("172.16.0.0")  # the VTEP's address
+    assert tunnel.MODEL.node_source(lb, n1, a1) == IPv4Address("172.16.0.1")  # cni0
+    assert tunnel.MODEL.node_source(lb, n1, b1) == IPv4Address("172.16.0.0")  # the VTEP's address

@@ -7,7 +7,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 import pytest
 
-from netlab import plan as plan_mod
+from netlab.plan.planner import build
 from netlab.models import tunnel
 from netlab.plan import (AddAddress, AddFdb, AddLink, AddNeigh, AddRoute, AddVxlan, IptablesRestore,
                          OvsAppctl, OvsCreateDb, OvsFlows, OvsVsctl, SetLink, SetOffload, StartProcess, Sysctl)
@@ -18,7 +18,7 @@ RUN = tunnel.node_dir("tl", "c1", "node-1")
 
 
 def _ops(lab, netns=None, kind=None):
-    ops = plan_mod.build(lab).ops
+    ops = build(lab).ops
     return [op for op in ops if (netns is None or op.netns == netns) and (kind is None or isinstance(op, kind))]
 
 
@@ -162,7 +162,7 @@ def test_br_int_flows_golden(netdev):
     # table 0: 3 + 2 per pod + default; 10: 5 + default; 20: 2 per pod, 2 per remote node, 2;
     # 30: 1 + 1 per pod + default
     assert len(flows) == (3 + 2 * 2 + 1) + (5 + 1) + (2 * 2 + 2 * 2 + 2) + (1 + 2 + 1)
-    assert str(op) == f"ovs-ofctl --bundle replace-flows unix:{RUN}/br-int.mgmt - <<EOF  # br-int: {len(flows)} flows"
+    assert str(op) == f"ovs-ofctl --bundle replace-flows unix:{RUN}/br-int.mgmt - <<'EOF'  # br-int: {len(flows)} flows"
 
 
 def test_routes_to_remote_pod_cidrs_via_their_gateways_onlink(netdev):
@@ -183,7 +183,7 @@ def test_pods_get_deterministic_macs_and_the_pod_mtu(netdev):
     c = netdev.cluster("c1")
     pod = c.pods[0]
     assert SetLink(pod.netns, "eth0", address="0a:58:ac:10:00:02") in _ops(netdev, pod.netns)
-    veths = [op for op in plan_mod.build(netdev).ops if getattr(op, "peer_netns", None) == pod.netns]
+    veths = [op for op in build(netdev).ops if getattr(op, "peer_netns", None) == pod.netns]
     assert [op.mtu for op in veths] == [1450]
 
 
@@ -247,9 +247,9 @@ def test_builtin_scenarios_resolve_and_plan():
         s, src = loader.load(loader.builtin_path(name))
         lab = __import__("netlab.lab.resolve", fromlist=["resolve"]).resolve(s, src)
         c = lab.clusters[0]
-        assert (c.model, c.tunnel.switch, c.tunnel.vni) == ("tunnel", switch, 100)
+        assert (c.model, c.network.switch, c.network.vni) == ("tunnel", switch, 100)
         assert len(c.nodes) == 3 and all(c.pods_on(n.name) for n in c.nodes)
-        assert str(plan_mod.build(lab))
+        assert str(build(lab))
 
 
 def test_new_op_strings():
@@ -310,7 +310,7 @@ def test_scale_linux_bridge_is_plain_veths():
 def test_node_addresses():
     c = lab_of(scenario()).cluster("c1")
     n = c.node("node-1")
-    assert tunnel.node_addresses(c, n) == (n.eth0.ip, n.pod_gateway)
+    assert tunnel.MODEL.node_addresses(c, n) == (n.eth0.ip, n.pod_gateway)
     c = lab_of(scenario("switch: linux-bridge\n")).cluster("c1")
     n = c.node("node-1")
-    assert tunnel.node_addresses(c, n) == (n.eth0.ip, n.pod_gateway, IPv4Address("172.16.0.0"))
+    assert tunnel.MODEL.node_addresses(c, n) == (n.eth0.ip, n.pod_gateway, IPv4Address("172.16.0.0"))

@@ -1,16 +1,19 @@
-"""Plan operations: small typed steps that build a lab, each printable as the command it equals.
+"""The plan's vocabulary: small typed operations that build a lab, each printable as the
+command it equals.
 
-`build(lab)` orders the operations of the cloud (VPC router, subnets, hosts), of each
-cluster's network model and of the pod agent. `apply/` executes them; `netlab plan` prints
-them (each op's `str()` is the iproute2/sysctl command a person would type for it).
+Every op names the namespace it acts in (`netns`) and prints, with `str()`, as the
+iproute2/sysctl/nft/ovs command a person would type for it. Ops that feed a tool a whole
+text (a ruleset, a flow table, a configuration file) also have a `body()`: `str()` is then
+the first line of a heredoc and `Plan.render(bodies=True)` prints the body after it, so a
+plan can be read, compared with golden files, or typed by hand. This module knows nothing
+of labs or models: the planner (`netlab.plan.planner`) assembles ops, `netlab.apply` runs
+them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-
-from netlab.lab.model import Lab
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,10 @@ class Op:
 
     def __str__(self) -> str:  # pragma: no cover - every op overrides it
         raise NotImplementedError
+
+    def body(self) -> str | None:
+        """The text this op feeds its tool on stdin (a heredoc), if any."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -47,15 +54,39 @@ class Sysctl(Op):
 
 @dataclass(frozen=True)
 class AddLink(Op):
-    """A virtual device of a kind that needs no peer (bridge, dummy)."""
+    """A virtual device that needs no peer: a bridge or dummy, or a sub-interface of a
+    `parent` device (macvlan and ipvlan with their `mode`, 802.1Q vlan with its `vlan_id`),
+    as `ip link add [link PARENT] NAME type KIND [mode MODE | id VLAN]` creates them."""
 
     ifname: str
     kind: str
     mtu: int | None = None
+    parent: str | None = None
+    mode: str | None = None  # macvlan: bridge|private|vepa|passthru; ipvlan: l2|l3|l3s
+    vlan_id: int | None = None
+    address: str | None = None  # a MAC address
 
     def __str__(self) -> str:
+        name = f"link {self.parent} name {self.ifname}" if self.parent else self.ifname
         mtu = f" mtu {self.mtu}" if self.mtu else ""
-        return f"ip -n {self.netns} link add {self.ifname}{mtu} type {self.kind}"
+        mac = f" address {self.address}" if self.address else ""
+        mode = f" mode {self.mode}" if self.mode else ""
+        vlan = f" id {self.vlan_id}" if self.vlan_id is not None else ""
+        return f"ip -n {self.netns} link add {name}{mtu}{mac} type {self.kind}{mode}{vlan}"
+
+
+@dataclass(frozen=True)
+class MoveLink(Op):
+    """Move an existing device into another lab namespace (renaming it on the way), as a
+    CNI plugin moves a pod's interface: `ip link set DEV netns NS name NAME`."""
+
+    ifname: str
+    to_netns: str
+    new_ifname: str | None = None
+
+    def __str__(self) -> str:
+        name = f" name {self.new_ifname}" if self.new_ifname else ""
+        return f"ip -n {self.netns} link set {self.ifname} netns {self.to_netns}{name}"
 
 
 @dataclass(frozen=True)
@@ -104,6 +135,7 @@ class AddRoute(Op):
     src: IPv4Address | None = None
     scope_link: bool = False
     onlink: bool = False  # the gateway is on the link even though no address says so
+    table: int | None = None  # a policy-routing table (default: main)
 
     def __str__(self) -> str:
         dst = "default" if self.destination.prefixlen == 0 else str(self.destination)
@@ -118,6 +150,28 @@ class AddRoute(Op):
             parts.append(f"src {self.src}")
         if self.onlink:
             parts.append("onlink")
+        if self.table is not None:
+            parts.append(f"table {self.table}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class AddRule(Op):
+    """A policy-routing rule: `ip rule add priority P [from SRC] lookup TABLE
+    [suppress_prefixlength N]`."""
+
+    priority: int
+    table: int
+    src: IPv4Network | None = None
+    suppress_prefixlength: int | None = None
+
+    def __str__(self) -> str:
+        parts = [f"ip -n {self.netns} rule add priority {self.priority}"]
+        if self.src is not None:
+            parts.append(f"from {self.src.network_address if self.src.prefixlen == 32 else self.src}")
+        parts.append(f"lookup {'main' if self.table == 254 else self.table}")
+        if self.suppress_prefixlength is not None:
+            parts.append(f"suppress_prefixlength {self.suppress_prefixlength}")
         return " ".join(parts)
 
 
@@ -149,7 +203,10 @@ class IptablesRestore(Op):
     def __str__(self) -> str:
         flag = " --noflush" if self.noflush else ""
         lines = self.rules.count("\n")
-        return f"ip netns exec {self.netns} iptables-restore{flag} <<EOF  # {self.purpose} ({lines} lines)"
+        return f"ip netns exec {self.netns} iptables-restore -w{flag} <<'EOF'  # {self.purpose} ({lines} lines)"
+
+    def body(self) -> str:
+        return self.rules
 
 
 @dataclass(frozen=True)
@@ -158,7 +215,10 @@ class IpsetRestore(Op):
     purpose: str = ""
 
     def __str__(self) -> str:
-        return f"ip netns exec {self.netns} ipset restore -exist <<EOF  # {self.purpose} ({self.rules.count(chr(10))} lines)"
+        return f"ip netns exec {self.netns} ipset restore -exist <<'EOF'  # {self.purpose} ({self.rules.count(chr(10))} lines)"
+
+    def body(self) -> str:
+        return self.rules
 
 
 @dataclass(frozen=True)
@@ -171,7 +231,10 @@ class IpvsRestore(Op):
 
     def __str__(self) -> str:
         clear = f"ip netns exec {self.netns} ipvsadm -C; " if self.replace else ""
-        return f"{clear}ip netns exec {self.netns} ipvsadm -R <<EOF  # {self.purpose}"
+        return f"{clear}ip netns exec {self.netns} ipvsadm -R <<'EOF'  # {self.purpose}"
+
+    def body(self) -> str:
+        return self.rules
 
 
 @dataclass(frozen=True)
@@ -215,7 +278,10 @@ class NftApply(Op):
     purpose: str = ""
 
     def __str__(self) -> str:
-        return f"ip netns exec {self.netns} nft -f - <<EOF  # {self.purpose} ({self.rules.count(chr(10))} lines)"
+        return f"ip netns exec {self.netns} nft -f - <<'EOF'  # {self.purpose} ({self.rules.count(chr(10))} lines)"
+
+    def body(self) -> str:
+        return self.rules
 
 
 @dataclass(frozen=True)
@@ -247,6 +313,25 @@ class AddVxlan(Op):
         return (f"ip -n {self.netns} link add {self.ifname} mtu {self.mtu}{mac} type vxlan id {self.vni} "
                 f"local {self.local} dev {self.dev} dstport {self.port}"
                 f"{'' if self.learning else ' nolearning'}")
+
+
+@dataclass(frozen=True)
+class AddMachineVxlan(Op):
+    """A kernel VXLAN device created inside lab namespace `netns` whose underlay is the
+    machine's own network namespace (the one netlab runs in): its UDP socket is bound there
+    to `local`, so frames travel between the machines of a split lab over the machine's own
+    network (docs/scale-out.md). The machine's namespace gets a socket, no link, address or
+    route."""
+
+    ifname: str
+    vni: int
+    local: IPv4Address
+    port: int
+    mtu: int
+
+    def __str__(self) -> str:
+        return (f"ip link add {self.ifname} netns {self.netns} mtu {self.mtu} type vxlan "
+                f"id {self.vni} local {self.local} dstport {self.port}  # socket in this machine's netns")
 
 
 @dataclass(frozen=True)
@@ -311,8 +396,11 @@ class OvsFlows(Op):
     flows: tuple[str, ...]
 
     def __str__(self) -> str:
-        return (f"ovs-ofctl --bundle replace-flows unix:{self.target} - <<EOF  "
+        return (f"ovs-ofctl --bundle replace-flows unix:{self.target} - <<'EOF'  "
                 f"# {self.bridge}: {len(self.flows)} flows")
+
+    def body(self) -> str:
+        return "\n".join(self.flows) + "\n"
 
 
 @dataclass(frozen=True)
@@ -330,30 +418,42 @@ def _quote(arg: str) -> str:
     return f"'{arg}'" if any(c in arg for c in ' "{}') else arg
 
 
+@dataclass(frozen=True)
+class WriteFile(Op):
+    """A file a lab process reads (a configuration), written before the process starts.
+    `path` is absolute and lies under the lab's run directory; `netns` is the namespace of
+    the object the file configures."""
+
+    path: str
+    content: str
+    mode: int = 0o644
+
+    def __str__(self) -> str:
+        return f"cat > {self.path} <<'EOF'  # {self.content.count(chr(10))} lines"
+
+    def body(self) -> str:
+        return self.content
+
+
 @dataclass
 class Plan:
     lab: str
     ops: list[Op] = field(default_factory=list)
 
+    def render(self, *, bodies: bool = False) -> str:
+        """One line per op; with `bodies`, each heredoc's text follows its op, closed by EOF."""
+        out: list[str] = []
+        for op in self.ops:
+            out.append(str(op))
+            body = op.body() if bodies else None
+            if body is not None:
+                out.append(body.rstrip("\n"))
+                out.append("EOF")
+        return "\n".join(out)
+
     def __str__(self) -> str:
-        return "\n".join(str(op) for op in self.ops)
+        return self.render()
 
 
-def build(lab: Lab) -> Plan:
-    """The whole lab, in an order the kernel accepts: namespaces and devices before
-    the addresses and routes that use them, routes before the processes that serve."""
-    from netlab import models, proxy
-    from netlab.cloud import vpc
-
-    plan = Plan(lab.name)
-    plan.ops += vpc.router_ops(lab)
-    for cluster in lab.clusters:
-        plan.ops += models.get(cluster.model).ops(lab, cluster)
-        plan.ops += proxy.cluster_ops(lab, cluster)
-    plan.ops += vpc.host_ops(lab)
-    plan.ops += vpc.route_ops(lab)
-    plan.ops += [Netem(i.netns, i.ifname, tuple(i.netem_args())) for i in lab.impairments]
-    # One agent per lab serves every pod's and host's ports (netlab.probe.agent).
-    plan.ops.append(StartProcess(lab.vpc.netns, name="agent", argv=("netlab-agent", lab.name),
-                                 ready_file="agent.ready"))
-    return plan
+__all__ = sorted([name for name, value in list(globals().items())
+                  if isinstance(value, type) and issubclass(value, Op)] + ["Plan"])

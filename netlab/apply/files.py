@@ -1,0 +1,28 @@
+"""Files a lab's processes read (their configurations), written under the lab's run directory.
+
+A path must lie inside the lab's own directory: a plan never writes anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from netlab.apply.context import Context
+from netlab.errors import ApplyError
+from netlab.plan.ops import WriteFile
+
+
+def write_file(ctx: Context, op: WriteFile) -> None:
+    path = Path(op.path)
+    root = ctx.state.path.resolve()
+    if path.is_absolute() is False or root not in path.resolve().parents:
+        raise ApplyError(f"{op.path} is outside the lab's directory {root}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(op.content)
+    os.chmod(tmp, op.mode)
+    os.replace(tmp, path)
+
+
+HANDLERS = {WriteFile: write_file}

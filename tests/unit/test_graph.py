@@ -1,0 +1,56 @@
+"""`netlab graph`'s pure parts: what is drawn from a lab (and a check report), the DOT text,
+the self-contained page."""
+
+from __future__ import annotations
+
+from netlab.graph import build, dot, html
+from netlab.lab.resolve import resolve
+from netlab.scenario import loader
+from tests.helpers import SCENARIOS
+
+
+def lab(name: str):
+    scenario, source = loader.load(SCENARIOS / f"{name}.yaml")
+    return resolve(scenario, source, None)
+
+
+def test_default_scenario_draws_vpc_subnets_nodes_pods_tunnels_and_services():
+    g = build.build(lab("default"))
+    kinds = build.summary(g)["objects"]
+    assert kinds["vpc"] == 1 and kinds["subnet"] >= 1 and kinds["host"] >= 1
+    assert kinds["node"] >= 4 and kinds["pod"] >= 4 and kinds["service"] >= 2
+    assert any(e.kind == "tunnel" and e.label.startswith("VXLAN") for e in g.edges)
+    assert any(e.kind == "route" for e in g.edges)  # the VPC model's routes, to their nodes
+    svc = next(n for n in g.nodes if n.kind == "service")
+    assert any(e.kind == "endpoint" and e.src == svc.id for e in g.edges)
+    vpc = g.node("vpc:vpc")
+    assert "route table:" in vpc.details and any(" via " in d for d in vpc.details)
+    groups = {grp.kind for grp in g.groups}
+    assert groups == {"vpc", "cluster", "node"}
+
+
+def test_checks_overlay_maps_objects_and_services_and_colours_by_outcome():
+    l = lab("services")
+    report = {"checks": [
+        {"name": "a", "from": "ipt/client", "to": "ipt/svc/web:80", "proto": "tcp", "expect": "reach",
+         "reached": True, "ok": True},
+        {"name": "b", "from": "ecs-1", "to": "ipt/web-0:8080", "proto": "tcp", "expect": "blocked",
+         "reached": True, "ok": False, "detail": "reached, but should be blocked"},
+        {"name": "c", "from": "ecs-1", "to": "203.0.113.9", "proto": "icmp", "expect": "reach",
+         "reached": False, "ok": False}]}
+    g = build.build(l, report)
+    checks = [e for e in g.edges if e.kind == "check"]
+    assert [(e.src, e.dst, e.ok) for e in checks] == [("pod:ipt/client", "svc:ipt/default/web", True),
+                                                      ("host:ecs-1", "pod:ipt/web-0", False)]
+    assert build.summary(g)["checks"] == {"ok": 1, "failed": 1}
+    text = dot.render(g)
+    assert 'class="rel kind-check n-host_ecs-1 n-pod_ipt_web-0 failed"' in text
+    assert '"svc:ipt/default/web" [label="svc web\\nClusterIP 10.247.0.10' in text
+
+
+def test_html_page_is_self_contained():
+    g = build.build(lab("vpc-basic"))
+    page = html.render(g, '<?xml version="1.0"?>\n<!DOCTYPE svg>\n<svg id="x"><g class="node obj"></g></svg>')
+    assert page.startswith("<!DOCTYPE html>") and '<svg id="x">' in page and "<?xml" not in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org', "") and "https://" not in page
+    assert '"lab": "vpc-basic"' in page and "#selftest" in page
