@@ -12,8 +12,9 @@ from tests.helpers import netlab
 
 @pytest.mark.kernel("ip_vs", "dummy")
 def test_services_in_ipvs_mode(lab):
-    lab("scenarios/services-ipvs.yaml", "t-ipvs")
-    done = netlab("check", "t-ipvs", "--json", "--timeout", "5")
+    # Under TCG beside other VMs, building this lab took 115 s once: give it room.
+    lab("scenarios/services-ipvs.yaml", "t-ipvs", timeout=600)
+    done = netlab("check", "t-ipvs", "--json", "--timeout", "5", timeout=600)
     report = json.loads(done.stdout)
     bad = [c for c in report["checks"] if not c["ok"]]
     assert done.returncode == 0 and not bad, bad
