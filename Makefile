@@ -17,8 +17,8 @@ BROWSER_APT_PACKAGES := chromium
 # Debian packages the lab drives (datapaths, rule loaders, probes), plus the kernel tier's
 # (a VM with Debian's stock kernel for IPVS, the OVS kernel datapath, ipvlan, netem).
 # LAB_APT_PACKAGES is also what the container image installs (`make apt-lab`, Containerfile).
-LAB_APT_PACKAGES := iproute2 iptables nftables ipset nfacct conntrack openvswitch-switch ipvsadm \
-                ethtool tcpdump iputils-ping iperf3 kmod procps util-linux graphviz \
+LAB_APT_PACKAGES := iproute2 iptables nftables ipset nfacct conntrack openvswitch-switch ipvsadm nginx-light \
+                ethtool tcpdump iputils-ping iperf3 curl kmod procps util-linux graphviz \
                 python3 python3-venv python3-pip
 APT_PACKAGES := $(LAB_APT_PACKAGES) $(KERNEL_APT_PACKAGES) $(BROWSER_APT_PACKAGES)
 
@@ -36,16 +36,21 @@ help:
 setup: apt venv kernel-cache
 
 # Installs only what is missing; refreshes the package lists when there are none (the
-# kernel tier fetches Debian's kernel package with apt-get download).
+# kernel tier fetches Debian's kernel package with apt-get download). The packages' own
+# services (the host's nginx, Open vSwitch) are not started (policy-rc.d for the duration of
+# the install): the lab runs its own daemons inside its namespaces and needs none on the host.
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
-	if [ -n "$$missing" ] || ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then \
+	if [ -n "$$missing" ] || ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then \
 	    apt-get update -q; \
 	fi; \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:" $$missing; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	    norc=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && norc=1; fi; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; rc=$$?; \
+	    [ -n "$$norc" ] && rm -f /usr/sbin/policy-rc.d; exit $$rc; \
 	fi
 
 venv: $(STAMP)

@@ -572,6 +572,10 @@ def format_report(caps: Capabilities) -> str:
     lines.append(f"  ENI sub-interfaces: macvlan {'yes' if caps.macvlan.usable else 'no'}, "
                  f"ipvlan {'yes' if caps.ipvlan.usable else 'no'}")
     lines.append(f"  link impairment (netem): {'yes' if caps.netem.usable else 'no'}")
+    l4 = ("ipvs" if caps.ip_vs.usable and caps.has_tool("ipvsadm")
+          else "nftables" + ("" if caps.ip_vs.usable else " (no ip_vs)"))
+    lines.append(f"  L4 ELB: {l4}; dedicated ELB reply steering (br_netfilter): "
+                 f"{'yes' if caps.br_netfilter.usable else 'no'}")
     lines.append(f"  L7 ELB / Ingress (nginx): {'yes' if caps.nginx else 'no'}")
     lacking = [n for n in ("openvswitch", "ip_vs", "ipvlan", "netem", "vlan")
                if not caps.feature(n).usable]

@@ -30,12 +30,43 @@ def _require_root(command: str) -> None:
                            f"run it with sudo")
 
 
+def _writable_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A file option that will be written: its directory must exist and be writable, so a
+    bad path fails before any work, not after it."""
+    if value is not None:
+        folder = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(folder):
+            raise click.BadParameter(f"directory {folder} does not exist", ctx, param)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise click.BadParameter(f"directory {folder} is not writable", ctx, param)
+    return value
+
+
 def _features() -> frozenset[str]:
     """The kernel features this machine can use (netlab.capabilities names)."""
     from netlab.capabilities import detect
 
     caps = detect(versions=False)
     return frozenset(name for name, feature in caps.features.items() if feature.usable)
+
+
+class LabNameType(click.ParamType):
+    """A lab name (LAB, `--name`): checked against the schema's LabName before anything uses
+    it, so `..`, `.`, `''` or `a/b` never become a path; exit 2 with one line otherwise."""
+
+    name = "lab"
+
+    def convert(self, value, param, ctx):
+        from netlab.lab import naming
+
+        try:
+            return naming.check_lab_name(value)
+        except ValueError as e:
+            label = param.opts[0] if param is not None and param.param_type_name == "option" else "LAB"
+            raise UserError(f"{label}: {e}") from None
+
+
+LAB = LabNameType()
 
 
 def _load(file: str | None, name: str | None = None, *, host: bool = True, strict: bool | None = None):
@@ -67,15 +98,7 @@ def _load_with_source(file: str | None, name: str | None = None, *, host: bool =
 
     path = Path(file) if file else loader.builtin_path()
     scenario, source = loader.load(path)
-    if name:
-        from pydantic import TypeAdapter, ValidationError
-
-        from netlab.scenario.types import LabName
-        try:
-            TypeAdapter(LabName).validate_python(name)
-        except ValidationError:
-            raise UserError(f"--name: '{name}' is not a valid lab name (lowercase letters, digits "
-                            "and '-', at most 24 characters)") from None
+    if name is not None:  # already checked by LAB
         scenario = scenario.model_copy(update={"name": name})
     return resolve(scenario, source, _features() if host else None), source
 
@@ -135,7 +158,7 @@ def schema() -> None:
 
 @cli.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("--name", help="lab name (default: the scenario's name)")
+@click.option("--name", type=LAB, help="lab name (default: the scenario's name)")
 @click.option("--script", is_flag=True, help="print a runnable bash script that builds the lab by hand")
 def plan(file: str | None, name: str | None, script: bool) -> None:
     """Print the operations `up` would run, as the equivalent commands (`--script`: as a
@@ -158,7 +181,7 @@ def plan(file: str | None, name: str | None, script: bool) -> None:
 
 @cli.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("--name", help="lab name (default: the scenario's name)")
+@click.option("--name", type=LAB, help="lab name (default: the scenario's name)")
 @click.option("-v", "--verbose", is_flag=True, help="print each operation as it runs")
 @click.option("--placement", type=click.Path(dir_okay=False),
               help="a lab split across machines (a simulation, docs/scale-out.md): which "
@@ -191,7 +214,7 @@ def _up(lab, verbose: bool = False) -> None:
 
 
 @cli.command()
-@click.argument("lab", required=False)
+@click.argument("lab", required=False, type=LAB)
 @click.option("--all", "all_", is_flag=True, help="take down every lab")
 def down(lab: str | None, all_: bool) -> None:
     """Take a lab down: its namespaces, processes and files, nothing else."""
@@ -217,25 +240,33 @@ def _read_lab(name: str):
 
 
 @cli.command()
-@click.argument("lab", required=False)
+@click.argument("lab", required=False, type=LAB)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def status(lab: str | None, as_json: bool) -> None:
     """Show the labs that are up, or one lab's objects and their live addresses.
 
-    Exit 1 when the lab is degraded (a namespace missing, a process not running)."""
+    Also names labs whose state was lost (orphaned) and damaged state. Exit 1 when LAB is
+    degraded (a namespace missing, a process dead) or orphaned.
+    """
     from netlab.apply import status as status_mod
-    from netlab.apply.state import list_labs
 
     _require_root("status")
     if lab is None:
-        labs = list_labs()
+        overview = status_mod.overview()
         if as_json:
-            click.echo(json.dumps({"labs": labs}))
-        else:
-            console.print("\n".join(labs) if labs else "no lab is up")
+            click.echo(json.dumps(overview))
+            return
+        lines = [f"{name}: {overview['damaged'][name]}" if name in overview["damaged"] else name
+                 for name in overview["labs"]]
+        lines += [f"{o['lab']}: {o['state']}" for o in overview["orphaned"]]
+        console.print("\n".join(lines) if lines else "no lab is up", highlight=False)
         return
     from netlab.lab import inventory
 
+    orphan = status_mod.orphaned(lab)
+    if orphan:
+        click.echo(json.dumps(orphan, indent=2) if as_json else f"lab {lab}: {orphan['state']}")
+        sys.exit(1)
     resolved = _read_lab(lab)
     data = inventory.extend_status(resolved, status_mod.collect(resolved))
     healthy = data["state"] == "up"
@@ -265,13 +296,14 @@ def status(lab: str | None, as_json: bool) -> None:
 
 
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True})
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("obj", metavar="OBJECT")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(lab: str, obj: str, cmd: tuple[str, ...]) -> None:
     """Run CMD inside OBJECT's namespace (a VPC's router such as `vpc`, a host, or
     CLUSTER/NODE or CLUSTER/POD; a node or pod named alone when one cluster has it; the
-    cloud's `internet`, `internet/HOST`, `igw/VPC`, `natgw/NAME`). Inside a tunnel-model node,
+    cloud's `internet`, `internet/HOST`, `igw/VPC`, `natgw/NAME`, `elb/NAME`). Inside a
+    tunnel-model node,
     ovs-vsctl, ovs-ofctl and ovs-appctl talk to that node's own Open vSwitch.
 
     Example: netlab exec vpc-basic c1/web-1 -- ip route
@@ -304,9 +336,9 @@ def _object(resolved, text: str, what: str = "OBJECT"):
 
 
 @cli.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("where", metavar="OBJECT[:IFACE]")
-@click.option("-w", "write", type=click.Path(dir_okay=False, writable=True),
+@click.option("-w", "write", type=click.Path(dir_okay=False, writable=True), callback=_writable_file,
               help="write a pcap file (Wireshark opens it) instead of printing packets")
 @click.option("--filter", "bpf", metavar="BPF", help="a tcpdump filter, e.g. 'udp port 4789'")
 @click.option("--count", type=click.IntRange(min=1), help="stop after N packets")
@@ -337,7 +369,7 @@ def capture(lab: str, where: str, write: str | None, bpf: str | None, count: int
 @cli.command()
 @click.argument("source", metavar="LAB|FILE")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
-              help="the file to write: .svg, .png, .dot or .html (a self-contained page)")
+              callback=_writable_file, help="the file to write: .svg, .png, .dot or .html (a self-contained page)")
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "dot", "html"]),
               help="default: from the output file's extension")
 def graph(source: str, output: str, fmt: str | None) -> None:
@@ -383,7 +415,7 @@ def graph(source: str, output: str, fmt: str | None) -> None:
 
 
 @cli.command(name="trace")
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("src", metavar="FROM")
 @click.argument("dst", metavar="TO[:PORT]")
 @click.option("--proto", type=click.Choice(["tcp", "udp", "icmp"]),
@@ -467,11 +499,12 @@ def _print_trace(report: dict) -> None:
 
 
 @cli.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("node")
 def show(lab: str, node: str) -> None:
     """Show what NODE holds now (CLUSTER/NODE, or NODE if unique): addresses, routes,
-    kube-proxy's entry points, and for tunnel-model nodes the virtual switch.
+    kube-proxy's entry points, and for tunnel-model nodes the virtual switch; or what an
+    ELB holds (elb/NAME): its listeners, layer-4 datapath, members' health, nginx.
 
     Open vSwitch: bridges, ports and flows with packet counters. linux-bridge: the VXLAN
     device, its FDB and neighbour entries.
@@ -480,6 +513,15 @@ def show(lab: str, node: str) -> None:
 
     _require_root("show")
     resolved = _read_lab(lab)
+    if node.startswith("elb/"):
+        found_elb = next((e for e in resolved.elbs if e.ref == node), None)
+        if found_elb is None:
+            raise UserError(f"NODE: lab {lab} has no ELB '{node[4:]}'; ELBs: "
+                            + (", ".join(e.name for e in resolved.elbs) or "none"))
+        for title, text in show_mod.elb_sections(resolved, found_elb):
+            console.rule(f"[bold]{title}[/bold]", align="left")
+            click.echo(text.rstrip("\n"))
+        return
     if "/" not in node:
         owners = [c.name for c in resolved.clusters if any(n.name == node for n in c.nodes)]
         if len(owners) != 1:
@@ -497,7 +539,7 @@ def show(lab: str, node: str) -> None:
 
 
 @cli.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("pod_set", metavar="CLUSTER/POD-SET")
 @click.option("--replicas", type=int, required=True, help="the number of pods the set should have")
 def scale(lab: str, pod_set: str, replicas: int) -> None:
@@ -518,7 +560,7 @@ def scale(lab: str, pod_set: str, replicas: int) -> None:
 
 
 @cli.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("link", metavar="OBJECT:IFNAME")
 @click.option("--delay", help="e.g. 20ms")
 @click.option("--jitter", help="e.g. 5ms (needs --delay)")
@@ -568,7 +610,7 @@ def impair(lab: str, link: str, delay, jitter, loss, rate, clear: bool) -> None:
 
 
 @cli.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("natgw", metavar="NATGW")
 @click.argument("action", required=False, type=click.Choice(["add", "remove"]))
 @click.argument("source", required=False)
@@ -606,9 +648,44 @@ def nat(lab: str, natgw: str, action: str | None, source: str | None, eip: str |
 
 
 @cli.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
+@click.argument("target", metavar="OBJECT:PORT[/PROTO]")
+@click.argument("action", type=click.Choice(["stop", "start"]))
+def listener(lab: str, target: str, action: str) -> None:
+    """Stop or restart one listener of the pod agent (a pod's or host's port) on a running lab.
+
+    Example: netlab listener ingress cce/web-0:8080 stop
+    A load balancer's health check then takes that backend out of rotation.
+    """
+    from netlab.apply import processes
+    from netlab.apply.state import StateDir
+    from netlab.probe import agent
+
+    _require_root("listener")
+    resolved = _read_lab(lab)
+    head, proto = target, ""
+    if target.lower().endswith(("/tcp", "/udp")):
+        head, _, proto = target.rpartition("/")
+    wanted = [lst for lst in agent.listeners(resolved)
+              if f"{lst.owner}:{lst.port}" == head and (not proto or lst.proto == proto.lower())]
+    if not wanted:
+        served = ", ".join(sorted({f"{lst.owner}:{lst.port}/{lst.proto}" for lst in agent.listeners(resolved)}))
+        raise UserError(f"OBJECT:PORT: '{target}' is not a listener of lab {lab}; listeners: {served or 'none'}")
+    state = StateDir(lab)
+    path = state.path / agent.STOPPED_FILE
+    stopped = set(path.read_text().split()) if path.exists() else set()
+    keys = {agent.key(lst) for lst in wanted}
+    stopped = stopped | keys if action == "stop" else stopped - keys
+    path.write_text("".join(f"{k}\n" for k in sorted(stopped)))
+    processes.reload(state, "agent")
+    console.print(f"{', '.join(sorted(keys))}: {'stopped' if action == 'stop' else 'serving'}", highlight=False)
+
+
+@cli.command()
+@click.argument("lab", type=LAB)
 @click.option("--json", "as_json", is_flag=True, help="print the JSON report")
-@click.option("--junit", type=click.Path(dir_okay=False, writable=True), help="also write JUnit XML here")
+@click.option("--junit", type=click.Path(dir_okay=False, writable=True), callback=_writable_file,
+              help="also write JUnit XML here")
 @click.option("--timeout", type=click.FloatRange(min=0.01), default=None,
               help="seconds of silence before a probe counts as dropped [default: 0.3; an unexpected "
                    "silence is probed again, waiting 2 s or 4 × this]")
@@ -719,20 +796,40 @@ _register_groups()
 
 
 def main() -> None:
+    """The console script."""
+    sys.exit(run(sys.argv[1:]))
+
+
+def run(args: list[str]) -> int:
+    """Run one command; the only place where errors become an exit code and one line on
+    stderr (no traceback): 2 for bad input or invocation, the error's own code otherwise."""
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+        # Not standalone: click returns instead of exiting, with the code of ctx.exit(n).
+        result = cli.main(args, prog_name="netlab", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         err_console.print("netlab: interrupted")
-        sys.exit(130)
+        return 130
+    except click.UsageError as e:
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+        _complain(f"netlab: error: {e.format_message()}{hint}")
+        return 2
     except click.ClickException as e:
-        e.show()
-        sys.exit(2 if e.exit_code == 2 or isinstance(e, click.UsageError) else e.exit_code)
+        _complain(f"netlab: error: {e.format_message()}")
+        return e.exit_code
     except NetlabError as e:
-        click.echo(f"netlab: {'error' if isinstance(e, UserError) else 'failed'}: {e}", err=True)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("netlab: interrupted")
-        sys.exit(130)
+        _complain(f"netlab: {'error' if isinstance(e, UserError) else 'failed'}: {e}")
+        return e.exit_code
+    except BrokenPipeError:
+        # The reader went away (`netlab plan | head`): say nothing more, as cat does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def _complain(line: str) -> None:
+    # One line whatever the input held: control characters (a newline in a YAML key or a
+    # file name) are shown escaped.
+    click.echo("".join(c if c.isprintable() else repr(c)[1:-1] for c in line), err=True)
 
 
 if __name__ == "__main__":

@@ -125,3 +125,25 @@ def list_netns() -> list[str]:
         return sorted(os.listdir(NETNS_RUN_DIR))
     except FileNotFoundError:
         return []
+
+
+NetnsId = tuple[int, int]
+
+
+def netns_id(name: str) -> NetnsId | None:
+    """The identity (device, inode) of a named namespace, as `ip netns pids` compares it."""
+    try:
+        st = os.stat(netns_path(name))
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def process_netns_id(pid: int) -> NetnsId | None:
+    """The identity of the network namespace a process is in (None once it has exited:
+    a zombie has no namespaces left)."""
+    try:
+        st = os.stat(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

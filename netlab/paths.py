@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import PurePosixPath
 
-RUN_ROOT = PurePosixPath(os.environ.get("NETLAB_RUN_DIR", "/run/netlab"))
+# Absolute: the paths end up in daemons' command lines, which run from `/`.
+RUN_ROOT = PurePosixPath(os.path.abspath(os.environ.get("NETLAB_RUN_DIR", "/run/netlab")))
 
 
 def lab_dir(lab: str) -> PurePosixPath:

@@ -1,9 +1,16 @@
 """Apply a plan to the kernel, and take a lab down again.
 
-`up` records the lab (and every namespace it will own) in its state directory before the
-first operation, then runs the operations in order; if one fails, or the user interrupts,
-everything already built is torn down before the error is reported. `down` works from the
-state directory alone, so it also undoes a lab whose `up` was killed half-way.
+`up` takes the lab's lock, refuses if the lab or any namespace it would create already
+exists, records the lab (and every namespace it will own) in its state directory before the
+first operation, then runs the operations in order. It remembers what *this run* created
+(the namespaces it added; the processes it started are in its own, fresh state directory
+and in those namespaces), and if an operation fails or the user interrupts, removes exactly
+that before reporting the error, never a namespace it did not add.
+
+`down` works from what the kernel holds (`netlab.apply.remains`): the lab's namespaces by
+their unambiguous prefix, the processes in them, plus whatever the state directory still
+records. So it fully undoes a lab whose `up` was killed half-way, or whose state directory
+was lost or damaged. Order: processes (pidfiles, then strays), namespaces, state directory.
 """
 
 from __future__ import annotations
@@ -13,12 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from netlab import linux
-from netlab.apply import ethtool, files, ipvs, netfilter, ovs, processes, tc, vxlan
+from netlab.apply import ethtool, files, ipvs, netfilter, ovs, processes, remains, tc, vxlan
 from netlab.apply.context import Context
 from netlab.apply.netlink import Netlink, describe
 from netlab.apply.state import StateDir, list_labs
-from netlab.errors import ApplyError, LabStateError
-from netlab.lab import naming
+from netlab.errors import ApplyError, LabStateError, NetlabError
 from netlab.lab.model import Lab
 from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddRule, AddVeth, DelNetns, IpsetRestore,
                              IptablesRestore, IpvsRestore, LoadModule, MoveLink, Netem, NfacctAdd, NftApply, Op,
@@ -70,32 +76,35 @@ def _raise_fd_limit() -> None:
 def up(lab: Lab, plan: Plan, *, on_op: Callable[[Op], None] | None = None) -> None:
     _raise_fd_limit()
     state = StateDir(lab.name)
-    lock = state.lock()
-    try:
+    with state.locked():
+        if state.exists():
+            raise LabStateError(f"lab '{lab.name}' is already up (state in {state.path}); "
+                                f"run `netlab down {lab.name}` first")
         taken = set(linux.list_netns()) & set(lab.netns_names())
         if taken:
-            raise LabStateError(f"namespace {sorted(taken)[0]} already exists (another lab or a "
-                                f"leftover); `netlab down` its lab first")
+            raise LabStateError(f"namespace {sorted(taken)[0]} already exists (a leftover of lab "
+                                f"'{lab.name}'?); `netlab down {lab.name}` removes it")
         state.create()
-        state.write(lab, phase="building", netns=lab.netns_names())
+        created: list[str] = []
         op: Op | None = None
         try:
+            state.write(lab, phase="building", netns=lab.netns_names())
             with Netlink() as nl:
                 ctx = Context(state, nl)
                 for op in plan.ops:
                     if on_op:
                         on_op(op)
                     HANDLERS[type(op)](ctx, op)
+                    if isinstance(op, AddNetns):
+                        created.append(op.netns)
             state.set_phase("up")
         except BaseException as e:
-            _teardown(state, lab.netns_names())
+            _teardown(state, created)
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
                 raise
             if isinstance(e, ApplyError):
                 raise ApplyError(f"{op}: {e} (nothing was left behind)") from None
             raise ApplyError(f"{op}: {describe(e)} (nothing was left behind)") from e
-    finally:
-        state.unlock(lock)
 
 
 def change(old: Lab, new: Lab, steps: list[list[Op]]) -> None:
@@ -108,8 +117,7 @@ def change(old: Lab, new: Lab, steps: list[list[Op]]) -> None:
     """
     _raise_fd_limit()
     state = StateDir(old.name)
-    lock = state.lock()
-    try:
+    with state.locked():
         phase = state.read_record().get("phase")
         if phase != "up":
             raise LabStateError(f"lab '{old.name}' is not up (phase {phase}); `netlab down {old.name}` and up again")
@@ -129,8 +137,6 @@ def change(old: Lab, new: Lab, steps: list[list[Op]]) -> None:
             detail = str(e) if isinstance(e, ApplyError) else describe(e)
             raise ApplyError(f"{op}: {detail} (the lab is degraded; `netlab down {old.name}` removes it)") from None
         state.write(new, phase="up", netns=new.netns_names())
-    finally:
-        state.unlock(lock)
 
 
 @dataclass
@@ -142,42 +148,36 @@ class DownReport:
 
 def down(name: str) -> DownReport:
     state = StateDir(name)
-    lock = state.lock()
-    try:
-        if state.exists():
-            try:
-                record = state.read_record()
-                owned = record["netns"]
-            except (LabStateError, ValueError, KeyError):
-                owned = _orphans(name)  # crashed before lab.json was complete
-        else:
-            owned = _orphans(name)
-            if not owned:
-                raise LabStateError(f"no lab '{name}' is up; labs: {', '.join(list_labs()) or 'none'}")
-        return _teardown(state, owned)
-    finally:
-        state.unlock(lock)
+    with state.locked():
+        found = remains.find(name, state.recorded_netns())
+        if not state.exists() and not found:
+            raise LabStateError(f"no lab '{name}' is up; labs: {', '.join(list_labs()) or 'none'}")
+        return _teardown(state, found.netns)
 
 
-def _orphans(name: str) -> list[str]:
-    """Namespaces that carry this lab's name but no other lab's (when lab.json is lost)."""
-    prefix = naming.lab_prefix(name)
-    others = [naming.lab_prefix(lab) for lab in list_labs() if lab != name]
-    return [ns for ns in linux.list_netns()
-            if ns.startswith(prefix) and not any(ns.startswith(o) for o in others if len(o) > len(prefix))]
-
-
-def _teardown(state: StateDir, owned: list[str]) -> DownReport:
+def _teardown(state: StateDir, netns: list[str]) -> DownReport:
+    """Stop the lab's processes, remove `netns` (last created first), then the state."""
     report = DownReport(state.lab)
-    pids = state.path / "pids"
-    if pids.is_dir():
-        for pidfile in sorted(pids.glob("*.pid")):
-            report.processes += processes.stop(pidfile)
-    for netns in reversed(owned):
-        report.netns += linux.remove_netns(netns)
+    stopped = remains.stop(state, netns)
+    report.processes = stopped.count
+    for ns in reversed(netns):
+        report.netns += linux.remove_netns(ns)
     state.remove()
+    if stopped.stuck:
+        raise ApplyError(f"lab '{state.lab}': processes {', '.join(map(str, stopped.stuck))} did not exit "
+                         f"after SIGKILL (stuck in the kernel?); everything else was removed")
     return report
 
 
 def down_all() -> list[DownReport]:
-    return [down(name) for name in list_labs()]
+    """`down` for every lab the kernel or the state root knows, also those whose state is
+    lost; the first failure is raised after every other lab was taken down."""
+    reports, failed = [], []
+    for name in remains.every_lab():
+        try:
+            reports.append(down(name))
+        except NetlabError as e:
+            failed.append(e)
+    if failed:
+        raise type(failed[0])(f"{failed[0]} ({len(reports)} other labs taken down)")
+    return reports

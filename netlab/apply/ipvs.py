@@ -22,7 +22,10 @@ def ipvs_restore(op: IpvsRestore) -> None:
 def load_module(op: LoadModule) -> None:
     if op.module in _loaded:
         return
-    done = subprocess.run(["modprobe", op.module], capture_output=True, text=True)
+    try:
+        done = subprocess.run(["modprobe", op.module], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise ApplyError(f"modprobe {op.module}: no answer within 60 s") from None
     if done.returncode != 0:
         raise ApplyError(f"modprobe {op.module}: {done.stderr.strip() or 'failed'}")
     _loaded.add(op.module)

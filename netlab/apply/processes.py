@@ -1,28 +1,38 @@
-"""Processes a lab runs (the pod agent, per-node OVS daemons, nginx) and commands run inside
-lab namespaces.
+"""Processes a lab runs (the pod agent, per-node OVS daemons, nginx, the ELBs' health
+checker) and commands run inside lab namespaces.
 
-A process is started inside its namespace with `ip netns exec` (which execs in place, so
-the PID is the program's), detached into its own session, with its PID and start time in a
-pidfile. It is stopped by that PID only, after checking the start time still matches, so a
-recycled PID is never signalled.
+A process is started with `ip netns exec` (which execs in place, so the PID is the
+program's), detached into its own session, with its PID and start time in a pidfile.
+It is forked by a thread that has already entered the namespace, so it belongs to the lab's
+namespace from its first instant: if `up` dies before the pidfile is written, `down` still
+finds it there (`netlab.apply.remains`). Short-lived tools are started the same way.
+
+A process is signalled through a pidfd opened after its identity was checked (start time
+from the pidfile, or the namespace it was found in), so a recycled PID is never signalled.
+A zombie counts as dead. Every wait is bounded, also after SIGKILL (a process stuck in
+the kernel is reported, not waited for).
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from netlab import linux
 from netlab.apply.state import StateDir
 from netlab.errors import ApplyError, UserError
 from netlab.plan.ops import StartProcess
 
 # Programs of netlab itself, run with the interpreter netlab runs under.
-PROGRAMS = {"netlab-agent": [sys.executable, "-m", "netlab.probe.agent"]}
+PROGRAMS = {"netlab-agent": [sys.executable, "-m", "netlab.probe.agent"],
+            "netlab-healthcheck": [sys.executable, "-m", "netlab.apply.healthcheck"]}
+TOOL_TIMEOUT = 120.0
 
 
 def expand(argv: Sequence[str]) -> list[str]:
@@ -33,28 +43,101 @@ def in_netns(netns: str, argv: Sequence[str]) -> list[str]:
     return ["ip", "netns", "exec", netns, *argv]
 
 
-def _start_time(pid: int) -> str | None:
+# -- /proc --------------------------------------------------------------------------------------
+def _stat(pid: int) -> list[str] | None:
+    """Fields 3… of /proc/PID/stat (state first), or None if there is no such process."""
+    if pid <= 0:
+        return None
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
+    except (OSError, ValueError):
         return None
     # The command name (field 2) may hold spaces; fields after the last ')' are fixed.
-    return stat.rsplit(")", 1)[1].split()[19]
+    return stat.rsplit(")", 1)[1].split()
 
 
-def start(state: StateDir, op: StartProcess, *, timeout: float = 60.0) -> int:
-    argv = in_netns(op.netns, expand(op.argv))
-    log = open(state.logfile(op.name), "ab")
+def _start_time(pid: int) -> str | None:
+    fields = _stat(pid)
+    return fields[19] if fields else None
+
+
+def is_alive(pid: int) -> bool:
+    """A process exists and has not exited (a zombie has: it only waits to be reaped)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X", "x")
+
+
+def parent_of(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if fields else None
+
+
+def cmdline(pid: int) -> list[str]:
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd="/")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return raw.decode(errors="replace").split("\0")[:-1]
+
+
+# -- pidfiles ------------------------------------------------------------------------------------
+def _read_pidfile(pidfile: Path) -> tuple[int, str] | None:
+    try:
+        pid_text, _, started = pidfile.read_bytes().decode("ascii").strip().partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):  # missing, unreadable, or garbage
+        return None
+    return (pid, started) if pid > 0 else None
+
+
+def _write_pidfile(pidfile: Path, pid: int) -> None:
+    tmp = pidfile.with_name(pidfile.name + ".tmp")
+    tmp.write_text(f"{pid} {_start_time(pid) or ''}\n")
+    os.replace(tmp, pidfile)
+
+
+def health(pidfile: Path) -> str | None:
+    """None if the pidfile's process runs; otherwise why not ("exited", "zombie", …)."""
+    entry = _read_pidfile(pidfile)
+    if entry is None:
+        return "no pidfile" if not pidfile.exists() else "pidfile unreadable"
+    pid, started = entry
+    fields = _stat(pid)
+    if fields is None or (started and fields[19] != started):
+        return "exited"
+    if fields[0] in ("Z", "X", "x"):
+        return "zombie"
+    return None
+
+
+def pid_of(pidfile: Path) -> int | None:
+    """The PID in a pidfile if that process is still the one we started and still running."""
+    entry = _read_pidfile(pidfile)
+    return entry[0] if entry and health(pidfile) is None else None
+
+
+# -- starting ------------------------------------------------------------------------------------
+def _spawn(netns: str, argv: list[str], **kwargs) -> subprocess.Popen:
+    """Popen from inside `netns`: the child is in the lab's namespace from fork on."""
+    try:
+        with linux.entered(netns):
+            return subprocess.Popen(argv, **kwargs)
+    except FileNotFoundError as e:
+        if e.filename == argv[0]:
+            raise ApplyError(f"{argv[0]} is not installed (run `make setup`)") from None
+        raise ApplyError(f"namespace {netns} does not exist") from None
     except OSError as e:
-        raise ApplyError(f"cannot start {op.name}: {e}") from None
-    finally:
-        log.close()
-    state.pidfile(op.name).write_text(f"{proc.pid} {_start_time(proc.pid) or ''}\n")
+        raise ApplyError(f"cannot start {argv[0]} in {netns}: {e}") from None
+
+
+def start(state: StateDir, op: StartProcess, *, timeout: float | None = None) -> int:
+    with open(state.logfile(op.name), "ab") as log:
+        proc = _spawn(op.netns, in_netns(op.netns, expand(op.argv)), stdin=subprocess.DEVNULL,
+                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+    _write_pidfile(state.pidfile(op.name), proc.pid)
     if op.ready_file:
         ready = state.path / op.ready_file
+        timeout = timeout or op.ready_timeout
         deadline = time.monotonic() + timeout
         while not ready.exists():
             if proc.poll() is not None:
@@ -72,68 +155,96 @@ def tail(path: Path, lines: int = 5) -> str:
         return "(no log)"
 
 
-def pid_of(pidfile: Path) -> int | None:
-    """The PID in a pidfile if that process is still the one we started."""
+# -- stopping ------------------------------------------------------------------------------------
+def open_checked(pid: int, is_ours: Callable[[int], bool]) -> int | None:
+    """A pidfd for `pid` if, once the fd pins the process, `is_ours(pid)` still holds."""
+    if pid <= 0 or pid == os.getpid():
+        return None
     try:
-        pid_text, _, started = pidfile.read_text().strip().partition(" ")
-        pid = int(pid_text)
-    except (FileNotFoundError, ValueError):
+        fd = os.pidfd_open(pid)
+    except OSError:  # gone
         return None
-    now = _start_time(pid)
-    if now is None or (started and now != started):
+    if not is_ours(pid):
+        os.close(fd)
         return None
-    return pid
+    return fd
+
+
+def terminate(pidfds: dict[int, int], *, grace: float = 3.0, kill_wait: float = 2.0) -> list[int]:
+    """SIGTERM every process, SIGKILL those still running after `grace` seconds; closes the
+    fds. Returns the PIDs that had not exited `kill_wait` seconds after SIGKILL."""
+    left = dict(pidfds)
+    try:
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, kill_wait)):
+            for fd in left.values():
+                try:
+                    signal.pidfd_send_signal(fd, sig)
+                except ProcessLookupError:
+                    pass
+            left = _wait_exit(left, wait)
+            if not left:
+                break
+        return sorted(left)
+    finally:
+        for fd in pidfds.values():
+            os.close(fd)
+
+
+def _wait_exit(pidfds: dict[int, int], timeout: float) -> dict[int, int]:
+    # A pidfd becomes readable when its process exits (zombies included).
+    left = dict(pidfds)
+    poller = select.poll()
+    by_fd = {fd: pid for pid, fd in left.items()}
+    for fd in by_fd:
+        poller.register(fd, select.POLLIN)
+    deadline = time.monotonic() + timeout
+    while left and (remaining := deadline - time.monotonic()) > 0:
+        for fd, _ in poller.poll(remaining * 1000):
+            poller.unregister(fd)
+            pid = by_fd[fd]
+            left.pop(pid, None)
+            _reap(pid)
+    return left
+
+
+def _reap(pid: int) -> None:
+    # A process this very process started (a failed `up` cleaning up) is ours to reap.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
 
 
 def stop(pidfile: Path, *, grace: float = 3.0) -> bool:
     """Stop the process of a pidfile (SIGTERM, then SIGKILL); True if one was running."""
-    pid = pid_of(pidfile)
-    if pid is None:
+    entry = _read_pidfile(pidfile)
+    if entry is None or pid_of(pidfile) is None:
         return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    pid, started = entry
+    fd = open_checked(pid, lambda p: not started or _start_time(p) == started)
+    if fd is None:
         return False
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if _gone(pid):
-            return True
-        time.sleep(0.01)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    while not _gone(pid):
-        time.sleep(0.01)
+    stuck = terminate({pid: fd}, grace=grace)
+    if stuck:
+        raise ApplyError(f"process {pid} ({pidfile.stem}) did not exit after SIGKILL")
     return True
 
 
-def _gone(pid: int) -> bool:
-    # Reap it if it is our child (started by this very process); otherwise look at /proc.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return True
-    except ChildProcessError:
-        pass
-    stat = _start_time(pid)
-    if stat is None:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def run_checked(netns: str, argv: Sequence[str], text: str | None = None) -> str:
+# -- commands ------------------------------------------------------------------------------------
+def run_checked(netns: str, argv: Sequence[str], text: str | None = None, *,
+                timeout: float = TOOL_TIMEOUT) -> str:
     """Run a tool inside a lab namespace (input on stdin); its stdout, or ApplyError."""
+    proc = _spawn(netns, in_netns(netns, argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, text=True)
     try:
-        done = subprocess.run(in_netns(netns, argv), input=text, text=True, capture_output=True, timeout=120)
-    except FileNotFoundError:
-        raise ApplyError(f"{argv[0]} is not installed (run `make setup`)") from None
-    if done.returncode != 0:
-        raise ApplyError(f"{' '.join(argv)} in {netns} failed: {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout
+        out, err = proc.communicate(text, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise ApplyError(f"{' '.join(argv)} in {netns}: no answer within {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        raise ApplyError(f"{' '.join(argv)} in {netns} failed: {err.strip() or out.strip()}")
+    return out
 
 
 def run_host(argv: Sequence[str], *, timeout: float = 30) -> str:
@@ -151,7 +262,8 @@ def run_host(argv: Sequence[str], *, timeout: float = 30) -> str:
 
 
 def run_in(netns: str, argv: Sequence[str]) -> int:
-    """Run a user's command inside a lab namespace, attached to this terminal."""
+    """Run a user's command inside a lab namespace, attached to this terminal, for as long
+    as the user's command runs (the one subprocess netlab does not time out)."""
     try:
         return subprocess.call(in_netns(netns, argv))
     except FileNotFoundError:
@@ -162,12 +274,17 @@ def reload(state: StateDir, name: str, *, ready_file: str = "agent.ready", timeo
     """SIGHUP a process that rewrites its ready file once it has re-read the lab."""
     ready = state.path / ready_file
     before = ready.read_text() if ready.exists() else ""
-    pid = pid_of(state.pidfile(name))
-    if pid is None:
+    pidfile = state.pidfile(name)
+    entry = _read_pidfile(pidfile)
+    fd = open_checked(entry[0], lambda p: pid_of(pidfile) == p) if entry else None
+    if fd is None:
         raise ApplyError(f"{name} is not running (see {state.logfile(name)})")
-    os.kill(pid, signal.SIGHUP)
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGHUP)
+    finally:
+        os.close(fd)
     deadline = time.monotonic() + timeout
     while (ready.read_text() if ready.exists() else "") == before:
-        if time.monotonic() > deadline or pid_of(state.pidfile(name)) is None:
+        if time.monotonic() > deadline or pid_of(pidfile) is None:
             raise ApplyError(f"{name} did not reload: {tail(state.logfile(name))}")
         time.sleep(0.01)

@@ -39,10 +39,10 @@ TABLE = "netlab-eip"
 
 
 class Eip(Strict):
-    """An EIP bound to a port: `bind` names a node (`c1/node-1`), a VPC host (`ecs-1`) or a
-    pod of an eni cluster (`c1/web-0`)."""
+    """An EIP bound to a port: `bind` names a node (`c1/node-1`), a VPC host (`ecs-1`), a
+    pod of an eni cluster (`c1/web-0`) or an ELB (`elb/lb-1`)."""
 
-    bind: str = Field(description="CLUSTER/NODE, HOST, or CLUSTER/POD (eni clusters)")
+    bind: str = Field(description="CLUSTER/NODE, HOST, CLUSTER/POD (eni clusters) or elb/NAME")
     ip: Address | None = Field(default=None, description="default: the next free address of internet.eip_pool")
 
 
@@ -89,6 +89,8 @@ class EipObject(CloudObject):
         bound: dict[str, int] = {}
         for i, spec in enumerate(scenario.eips):
             path = ("eips", i)
+            if spec.bind.startswith("elb/"):
+                continue  # bound by the ELB object (netlab.cloud.elb), which resolves after this one
             kind, private, vpc = _port(lab, spec.bind, path + ("bind",), ctx)
             if spec.bind in bound:
                 raise ctx.error(path + ("bind",), f"{spec.bind} already has an EIP (line "

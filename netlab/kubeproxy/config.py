@@ -21,11 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from netlab import yamlsrc
 from netlab.errors import ManifestError, UserError
+from netlab.inputfile import CONFIG_LIMIT, read_text
+from netlab.kubeproxy.fields import Fields
 from netlab.kubeproxy.model import IPV4, LOCAL_MODES, LocalDetector, NodeEnv
 from netlab.kubeproxy.netutil import cidr_family, ip_family, parse_cidr, parse_ip
 from netlab.kubeproxy.nodeports import KEYWORDS, expand_keywords
-from netlab.kubeproxy.yamlsrc import Fields, load_documents, read_text
 
 API_VERSION = "kubeproxy.config.k8s.io/v1alpha1"
 MODES = ("iptables", "ipvs", "nftables")
@@ -76,8 +78,9 @@ class KubeProxyConfig:
 
 
 def load_config(path) -> KubeProxyConfig:
-    text = read_text(path)
-    docs = load_documents(text, str(path))
+    text = read_text(path, limit=CONFIG_LIMIT, error=ManifestError, what="KubeProxyConfiguration")
+    docs = [doc for doc in yamlsrc.documents(text, str(path), error=ManifestError)
+            if doc is not None]
     if len(docs) != 1:
         raise ManifestError(f"expected one KubeProxyConfiguration document, found {len(docs)}",
                             file=str(path))

@@ -98,10 +98,10 @@ class EndpointInfo:
     terminating: bool = False
     node_name: str = ""
     zone: str = ""
+    endpoint: str = field(init=False, repr=False, compare=False)  # "ip:port", used everywhere
 
-    @property
-    def endpoint(self) -> str:
-        return join_host_port(self.ip, self.port)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "endpoint", join_host_port(self.ip, self.port))
 
     def __str__(self) -> str:
         return self.endpoint

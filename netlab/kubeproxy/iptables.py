@@ -72,8 +72,10 @@ class LineBuffer:
     def write(self, *parts) -> None:
         words: list[str] = []
         for part in parts:
-            if isinstance(part, (list, tuple)):
-                words.extend(str(p) for p in part)
+            if part.__class__ is str:
+                words.append(part)
+            elif isinstance(part, (list, tuple)):
+                words.extend([p if p.__class__ is str else str(p) for p in part])
             else:
                 words.append(str(part))
         self.lines.append(" ".join(words))

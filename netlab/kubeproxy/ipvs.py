@@ -188,6 +188,9 @@ class IPSet:
     max_elem: int = 65536
     port_range: str = "0-65535"
     entries: list[str] = field(default_factory=list)
+    # The entries again, for membership tests in constant time (a cluster's sets hold
+    # tens of thousands of entries).
+    _known: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def create_line(self) -> str:
         """``ipset create`` arguments as kube-proxy's ipset runner builds them."""
@@ -200,7 +203,8 @@ class IPSet:
         return " ".join(words)
 
     def add(self, entry: str) -> None:
-        if entry not in self.entries:
+        if entry not in self._known:
+            self._known.add(entry)
             self.entries.append(entry)
 
 
@@ -255,7 +259,7 @@ class _Sync:
                                    family="inet6" if env.is_ipv6 else "inet")
                        for name, stype, comment in IPSET_INFO}
         self.vs: dict[tuple, VirtualServer] = {}
-        self.bind: list[str] = []
+        self.bind: dict[str, None] = {}  # ordered, without repeats
         self.lb_no_node_access: list[tuple[str, str, int]] = []
         self.node_addresses = [str(parse_ip(ip)) for ip in env.family_node_ips
                                if not parse_ip(ip).is_loopback and not parse_ip(ip).is_link_local]
@@ -265,8 +269,8 @@ class _Sync:
         existing = self.vs.get(vs.key)
         if existing is None:
             self.vs[vs.key] = vs
-        if vs.bind and vs.address not in self.bind:
-            self.bind.append(vs.address)
+        if vs.bind:
+            self.bind.setdefault(vs.address)
 
 
 def _set_name(name: str, env: NodeEnv) -> str:

@@ -25,14 +25,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from netlab import yamlsrc
 from netlab.errors import ManifestError
+from netlab.inputfile import MANIFEST_LIMIT, read_text
+from netlab.kubeproxy.fields import Fields
 from netlab.kubeproxy.model import (
     ADDRESS_TYPES, AFFINITIES, DEFAULT_AFFINITY_TIMEOUT, PROTOCOLS, SERVICE_NAME_LABEL,
     SERVICE_TYPES, TRAFFIC_POLICIES, Endpoint, EndpointConditions, EndpointPort,
     EndpointSlice, LoadBalancerIngress, Service, ServicePort, Source,
 )
 from netlab.kubeproxy.netutil import ip_family, parse_cidr, parse_ip
-from netlab.kubeproxy.yamlsrc import Fields, MarkedDict, load_documents, read_text
+from netlab.yamlsrc import MarkedDict
 
 
 @dataclass
@@ -51,15 +54,17 @@ def load_manifests(paths) -> Inputs:
     """Read every file in ``paths``; duplicate objects are an error."""
     inputs = Inputs()
     for path in paths:
-        inputs.extend(load_manifest_text(read_text(path), str(path)))
+        text = read_text(path, limit=MANIFEST_LIMIT, error=ManifestError, what="manifest")
+        inputs.extend(load_manifest_text(text, str(path)))
     _check_duplicates(inputs)
     return inputs
 
 
 def load_manifest_text(text: str, file: str = "<manifest>") -> Inputs:
     inputs = Inputs()
-    for doc in load_documents(text, file):
-        _load_object(doc, file, inputs)
+    for doc in yamlsrc.documents(text, file, error=ManifestError):
+        if doc is not None:
+            _load_object(doc, file, inputs)
     return inputs
 
 
@@ -188,11 +193,19 @@ def _service_ports(f: Fields, spec) -> tuple[ServicePort, ...]:
             name=f.get(item, "name", f"{path}.name", str, ""),
             protocol=f.enum(item, "protocol", f"{path}.protocol", PROTOCOLS, "TCP"),
             port=port,
-            target_port=f.get(item, "targetPort", f"{path}.targetPort", (int, str), port),
+            target_port=_target_port(f, item, f"{path}.targetPort", port),
             node_port=f.int_in(item, "nodePort", f"{path}.nodePort", 0, 65535, 0),
         ))
         _check_port_names(f, ports, lst, i, path)
     return tuple(ports)
+
+
+def _target_port(f: Fields, item, path: str, port: int) -> int | str:
+    value = f.get(item, "targetPort", path, (int, str), port)
+    if value == "" or (isinstance(value, int) and not 1 <= value <= 65535):
+        raise f.error(f"{value!r} is not a port number (1-65535) or a port name", item,
+                      "targetPort", path)
+    return value
 
 
 def _check_port_names(f: Fields, ports: list[ServicePort], lst, i: int, path: str) -> None:

@@ -12,14 +12,19 @@ with 8 base32 characters of its sha256 and cuts the result to 240 characters
 
 from __future__ import annotations
 
-import base64
 import hashlib
+from functools import lru_cache
 
 from netlab.kubeproxy.netutil import split_host_port
 
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # RFC 4648, as Go's base32.StdEncoding
 
-def _b32sha256(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()
+
+def _b32sha256(text: str, chars: int) -> str:
+    """The first `chars` (a multiple of 8) characters of base32(sha256(text)): they encode
+    the digest's first chars*5/8 bytes, so only those are converted."""
+    bits = int.from_bytes(hashlib.sha256(text.encode()).digest()[:chars * 5 // 8], "big")
+    return "".join([_BASE32[(bits >> shift) & 31] for shift in range(chars * 5 - 5, -1, -5)])
 
 
 # --- iptables --------------------------------------------------------------------------
@@ -31,8 +36,9 @@ FW_PREFIX = "KUBE-FW-"
 SEP_PREFIX = "KUBE-SEP-"
 
 
+@lru_cache(maxsize=1 << 16)  # the SVC, SVL, EXT and FW chains of a port share it
 def port_proto_hash(service_port_name: str, protocol: str) -> str:
-    return _b32sha256(service_port_name + protocol)[:16]
+    return _b32sha256(service_port_name + protocol, 16)
 
 
 def service_port_policy_cluster_chain(spn: str, protocol: str) -> str:
@@ -51,8 +57,9 @@ def service_firewall_chain(spn: str, protocol: str) -> str:
     return FW_PREFIX + port_proto_hash(spn, protocol)
 
 
+@lru_cache(maxsize=1 << 18)  # named by the service rules, then by the endpoint's chain
 def service_port_endpoint_chain(spn: str, protocol: str, endpoint: str) -> str:
-    return SEP_PREFIX + _b32sha256(spn + protocol + endpoint)[:16]
+    return SEP_PREFIX + _b32sha256(spn + protocol + endpoint, 16)
 
 
 # --- nftables --------------------------------------------------------------------------
@@ -70,7 +77,7 @@ NFT_FIREWALL_PREFIX = "firewall-"
 
 
 def hash_and_truncate(name: str) -> str:
-    name = _b32sha256(name)[:8] + "-" + name
+    name = _b32sha256(name, 8) + "-" + name
     if len(name) > CHAIN_NAME_BASE_LENGTH_MAX:
         name = name[:CHAIN_NAME_BASE_LENGTH_MAX - 3] + "..."
     return name
@@ -81,6 +88,7 @@ def service_port_chain_name_base(namespace: str, name: str, protocol: str, port_
     return hash_and_truncate(f"{namespace}/{name}/{protocol}/{port_name}")
 
 
+@lru_cache(maxsize=1 << 18)  # an endpoint's chain and affinity set share it
 def service_port_endpoint_chain_name_base(namespace: str, name: str, protocol: str,
                                           port_name: str, endpoint: str) -> str:
     """``servicePortEndpointChainNameBase``: e.g. ``5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80``."""

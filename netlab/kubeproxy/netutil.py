@@ -9,6 +9,8 @@ Go's ``net.IP.String()`` (RFC 5952 for IPv6). Endpoint strings come from
 from __future__ import annotations
 
 import ipaddress
+import re
+from functools import lru_cache
 
 IPV4 = "IPv4"
 IPV6 = "IPv6"
@@ -19,18 +21,29 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def _sloppy_ipv4(text: str) -> ipaddress.IPv4Address | None:
     parts = text.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and 0 < len(p) <= 3 for p in parts):
+    if len(parts) != 4:
         return None
-    octets = [int(p, 10) for p in parts]
-    if any(o > 255 for o in octets):
-        return None
-    return ipaddress.IPv4Address(".".join(str(o) for o in octets))
+    value = 0
+    for part in parts:
+        if not (part.isdigit() and len(part) <= 3):
+            return None
+        octet = int(part, 10)
+        if octet > 255:
+            return None
+        value = value << 8 | octet
+    return ipaddress.IPv4Address(value)
 
 
 def parse_ip(text: str) -> IPAddress | None:
     """``netutils.ParseIPSloppy``: the address, or None when ``text`` is not an IP."""
     if not isinstance(text, str) or not text:
         return None
+    return _parse_ip(text)
+
+
+# Manifests and renderers parse the same addresses again and again.
+@lru_cache(maxsize=1 << 17)
+def _parse_ip(text: str) -> IPAddress | None:
     if ":" not in text:
         return _sloppy_ipv4(text)
     try:
@@ -44,6 +57,11 @@ def parse_cidr(text: str) -> IPNetwork | None:
     """``netutils.ParseCIDRSloppy`` returning the masked network, or None."""
     if not isinstance(text, str) or "/" not in text:
         return None
+    return _parse_cidr(text)
+
+
+@lru_cache(maxsize=1 << 12)  # the cluster CIDR, once per rule that matches it
+def _parse_cidr(text: str) -> IPNetwork | None:
     addr_text, _, prefix = text.partition("/")
     addr = parse_ip(addr_text)
     if addr is None or not prefix.isdigit():
@@ -73,7 +91,12 @@ def normalize_ip(text: str) -> str:
     addr = parse_ip(text)
     if addr is None:
         raise ValueError(f"{text!r} is not an IP address")
+    if ":" not in text and _CANONICAL_IPV4.match(text):
+        return text  # already as Go prints it (no leading zeros): skip the slow str()
     return str(addr)
+
+
+_CANONICAL_IPV4 = re.compile(r"(?:(?:0|[1-9][0-9]{0,2})\.){3}(?:0|[1-9][0-9]{0,2})\Z")
 
 
 def join_host_port(ip: str, port: int) -> str:

@@ -15,6 +15,7 @@ pkg/proxy/nftables/helpers_test.go.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # knftables.ParsePriority for the named priorities kube-proxy uses.
 _NAMED_PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0,
@@ -38,15 +39,26 @@ def quote(text: str) -> str:
 def concat(*args) -> str:
     """``knftables.Concat``: words and lists of words joined by single spaces, except
     that an ``"@"`` word is glued to the next one (``"@", "set"`` -> ``@set``)."""
+    words: list[str] = []
+    for arg in args:
+        if arg.__class__ is str:
+            words.append(arg)
+        elif isinstance(arg, (list, tuple)):
+            words.extend([a if a.__class__ is str else str(a) for a in arg])
+        else:
+            words.append(str(arg))
+    if "@" not in words and "" not in words:
+        return " ".join(words)  # the common case: nothing glued, nothing empty
     out: list[str] = []
     need_space = False
-    for arg in args:
-        words = [str(a) for a in arg] if isinstance(arg, (list, tuple)) else [str(arg)]
-        for word in words:
-            if need_space:
-                out.append(" ")
-            out.append(word)
-            need_space = bool(out) and any(out) and word != "@"
+    written = False  # anything non-empty so far
+    for word in words:
+        if need_space:
+            out.append(" ")
+            written = True
+        out.append(word)
+        written = written or bool(word)
+        need_space = written and word != "@"
     return "".join(out)
 
 
@@ -56,8 +68,7 @@ def _words(value) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
-@dataclass(frozen=True)
-class Op:
+class Op(NamedTuple):  # a tuple: a ruleset has hundreds of thousands of them
     verb: str      # add, flush, delete
     kind: str      # table, chain, rule, set, map, element
     name: str      # object name (chain of a rule, set/map of an element)

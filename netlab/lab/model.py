@@ -11,9 +11,9 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny
 
-from netlab.scenario.types import Check, Port, Service
+from netlab.scenario.types import Check, Ingress, Port, Service
 
-Kind = Literal["vpc", "internet", "igw", "natgw", "host", "node", "pod"]
+Kind = Literal["vpc", "internet", "igw", "natgw", "elb", "host", "node", "pod"]
 
 
 class Resolved(BaseModel):
@@ -141,12 +141,24 @@ class PodSetInfo(Resolved):
     ports: list[Port]
 
 
+class LoadBalancerIngressInfo(Resolved):
+    """An entry of a Service's `status.loadBalancer.ingress`, as the cloud controller
+    publishes it: `ip_mode` Proxy (KEP-1860) when the traffic must go through the load
+    balancer (`kubernetes.io/elb.pass-through`), so kube-proxy does not short-circuit it."""
+
+    ip: IPv4Address
+    ip_mode: Literal["VIP", "Proxy"] | None = None
+
+
 class ServiceInfo(Resolved):
     """A Service with what the API server would have filled in: clusterIP, nodePorts,
-    healthCheckNodePort."""
+    healthCheckNodePort; and what the cloud controller fills in: its ELB and
+    `status.loadBalancer.ingress`."""
 
     spec: Service
     cluster_ip: IPv4Address
+    elb: str | None = None  # the ELB carrying its listeners (LoadBalancer Services)
+    load_balancer: list[LoadBalancerIngressInfo] = Field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -165,6 +177,7 @@ class ClusterInfo(Resolved):
     pods: list[PodInfo]
     pod_sets: list[PodSetInfo] = Field(default_factory=list)
     services: list[ServiceInfo] = Field(default_factory=list)
+    ingresses: list[IngressInfo] = Field(default_factory=list)
     network: Network = None  # the model's own per-cluster data (e.g. the tunnel's VNI)
 
     def node(self, name: str) -> NodeInfo:
@@ -172,6 +185,21 @@ class ClusterInfo(Resolved):
 
     def pods_on(self, node: str) -> list[PodInfo]:
         return [p for p in self.pods if p.node == node]
+
+
+class IngressInfo(Resolved):
+    """An Ingress and who serves it: class `cce` on an ELB listener (layer 7 of the ELB),
+    class `nginx` on the cluster's NGINX Ingress Controller pods (behind their own ELB)."""
+
+    spec: Ingress
+    ingress_class: Literal["cce", "nginx"]
+    elb: str  # the ELB a client reaches it through
+    port: int  # that ELB's listener port (class nginx: the controller Service's port)
+    tls: bool  # served over HTTPS on `port`
+
+    @property
+    def name(self) -> str:
+        return self.spec.metadata.name
 
 
 class Link(Resolved):
@@ -226,8 +254,8 @@ class IgwInfo(Resolved):
 
 class EipInfo(Resolved):
     ip: IPv4Address
-    bind: str  # as written: "c1/node-1", "ecs-1", "c1/web-0", "natgw/ngw"
-    kind: Literal["node", "host", "pod", "natgw"]
+    bind: str  # as written: "c1/node-1", "ecs-1", "c1/web-0", "natgw/ngw", "elb/lb-1"
+    kind: Literal["node", "host", "pod", "natgw", "elb"]
     private: IPv4Address | None  # the bound port's address (None for a NAT gateway's own)
     vpc: str
 
@@ -250,6 +278,79 @@ class NatGatewayInfo(Resolved):
     @property
     def ref(self) -> str:
         return f"natgw/{self.name}"
+
+
+class HealthCheckInfo(Resolved):
+    """How the ELB probes a backend server group's members (the service's
+    `kubernetes.io/elb.health-check-option`: delay = interval, max_retries = threshold)."""
+
+    protocol: Literal["TCP", "UDP", "HTTP"]
+    delay: int  # seconds between two probes of a member
+    timeout: int  # seconds a probe may take
+    max_retries: int  # consecutive results that change a member's state
+    path: str = "/"  # HTTP
+
+
+class MemberInfo(Resolved):
+    """A backend server: a node's nodePort, or (passthrough) a pod's targetPort."""
+
+    address: IPv4Address
+    port: int
+    target: str  # what it is: "c1/node-1", "c1/web-0"
+
+    @property
+    def key(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+class PoolInfo(Resolved):
+    """A backend server group: where a listener (or an L7 route) sends its traffic."""
+
+    name: str  # e.g. "c1/default/web:80/TCP"
+    protocol: Literal["TCP", "UDP"]
+    algorithm: Literal["ROUND_ROBIN", "SOURCE_IP"] = "ROUND_ROBIN"
+    members: list[MemberInfo]
+    health: HealthCheckInfo | None  # None: health checks off for this group
+
+
+class ListenerInfo(Resolved):
+    """An ELB listener: layer 4 (TCP, UDP: forwarded to a pool) or layer 7 (HTTP, HTTPS: the
+    Ingress rules of class cce bound to this port, served by the ELB's nginx)."""
+
+    protocol: Literal["TCP", "UDP", "HTTP", "HTTPS"]
+    port: int
+    pool: str | None = None  # layer 4
+    service: str | None = None  # layer 4: the Service it serves, "c1/default/web"
+
+
+class ElbInfo(Resolved):
+    """A load balancer: a namespace on a VPC subnet holding its private address (VIP);
+    `shared` ones reach backends from their backend-side address (100.125.0.0/16),
+    `dedicated` ones with the client's own address."""
+
+    name: str
+    type: Literal["shared", "dedicated"]
+    vpc: str
+    netns: str
+    eth0: Attachment
+    mac: str  # eth0's address: the VPC router steers a dedicated ELB's replies by it
+    backend_address: IPv4Address | None = None  # shared: the source backends see
+    datapath: Literal["nftables", "ipvs"]  # layer 4
+    mark: int  # the VPC router's conntrack mark for this ELB's backend connections
+    listeners: list[ListenerInfo] = Field(default_factory=list)
+    pools: list[PoolInfo] = Field(default_factory=list)
+    autocreated_by: str | None = None  # a Service with kubernetes.io/elb.autocreate
+
+    @property
+    def ref(self) -> str:
+        return f"elb/{self.name}"
+
+    @property
+    def ip(self) -> IPv4Address:
+        return self.eth0.ip
+
+    def pool(self, name: str) -> PoolInfo:
+        return next(p for p in self.pools if p.name == name)
 
 
 class PeeringInfo(Resolved):
@@ -342,6 +443,7 @@ class Lab(Resolved):
     eips: list[EipInfo] = Field(default_factory=list)
     nat_gateways: list[NatGatewayInfo] = Field(default_factory=list)
     peerings: list[PeeringInfo] = Field(default_factory=list)
+    elbs: list[ElbInfo] = Field(default_factory=list)
     # Set when this is one part of a lab split across machines (`netlab up --placement`).
     placement: PlacementInfo | None = None
 
@@ -376,6 +478,9 @@ class Lab(Resolved):
     def cluster(self, name: str) -> ClusterInfo:
         return next(c for c in self.clusters if c.name == name)
 
+    def elb(self, name: str) -> ElbInfo:
+        return next(e for e in self.elbs if e.name == name)
+
     def netns_names(self) -> list[str]:
         """Every namespace the lab owns (on this machine, for a split lab), in creation order."""
         return [netns for _, _, _, netns in self.objects()]
@@ -392,6 +497,7 @@ class Lab(Resolved):
             out.append(("internet", None, self.internet.name, self.internet.netns))
         out += [("igw", None, g.ref, g.netns) for g in self.igws]
         out += [("natgw", None, n.ref, n.netns) for n in self.nat_gateways]
+        out += [("elb", None, e.ref, e.netns) for e in self.elbs]
         out += [("host", None, h.name, h.netns) for h in self.hosts]
         out += [("host", None, h.ref, h.netns) for h in self.public_hosts()]
         for c in self.clusters:

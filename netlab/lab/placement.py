@@ -23,7 +23,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from netlab.errors import UserError
+from netlab.errors import ScenarioError, UserError
+from netlab.inputfile import SCENARIO_LIMIT, read_text
 from netlab.lab.model import Lab, MachineInfo, PlacementInfo
 from netlab.scenario import loader
 from netlab.scenario.types import Name
@@ -52,10 +53,7 @@ def machine_objects(lab: Lab) -> dict[str, list[str]]:
 
 def place(lab: Lab, file: str | Path, machine: str) -> Lab:
     """The lab as the part that `machine` builds, per the placement in `file`."""
-    try:
-        text = Path(file).read_text()
-    except OSError as e:
-        raise UserError(f"{file}: cannot read the placement: {e.strerror}") from None
+    text = read_text(file, limit=SCENARIO_LIMIT, error=ScenarioError, what="placement")
     data, source = loader.parse_yaml(text, str(file))
     try:
         spec = _Placement.model_validate(data)

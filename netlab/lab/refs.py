@@ -2,8 +2,9 @@
 
 A host is named alone; a cluster's node or pod is `<cluster>/<name>`, a Service
 `<cluster>/svc/<name>` (or `<cluster>/svc/<namespace>/<name>`: its ClusterIP); the cloud's
-objects are `internet`, `internet/<public host>`, `igw/<vpc>`, `natgw/<name>`; an address
-of the lab (an EIP too) may stand in for an object. A `:port` suffix selects a port.
+objects are `internet`, `internet/<public host>`, `igw/<vpc>`, `natgw/<name>`, `elb/<name>`
+(its private address); an address of the lab (an EIP too) may stand in for an object. A
+`:port` suffix selects a port.
 
 A destination (a check's `to`) is an object with an optional `:port`, read the way users
 think of it: `c1/web-1:8080` (a pod's port), `c1/svc/web` or `c1/svc/web:80` (a Service
@@ -166,7 +167,7 @@ def destination(lab: Lab, text: str, proto: str | None = None) -> Destination:
     if target.kind == "eip" and target.obj.private is not None:
         # An EIP stands for what it is bound to (1:1 NAT at the internet gateway).
         bound = destination(lab, f"{target.obj.bind}:{port}" if port else target.obj.bind, proto)
-        return Destination(bound.kind, bound.name, target.ip, bound.port, bound.proto, bound.target,
+        return Destination(bound.kind, str(target.ip), target.ip, bound.port, bound.proto, bound.target,
                            bound.service, bound.service_port, bound.node, bound.endpoints)
     if target.kind == "service":
         return _service_port(target, port, proto)
@@ -244,7 +245,7 @@ def check_refs(lab: Lab, check: Check) -> None:
     for text in as_list(check.backend):
         target = at("backend", lambda text=text: lookup(lab, text))
         if target.kind not in ("pod", "host"):
-            raise RefError(f"{text} is a {target.kind}; a backend is a pod or host that answers", "backend")
+            raise RefError(f"{text} is not a pod or host (what answers a request)", "backend")
 
 
 def as_list(value: str | list[str] | None) -> list[str]:
@@ -296,7 +297,8 @@ def address_book(lab: Lab) -> dict[IPv4Address, str]:
 
 
 def _edge(lab: Lab, kind: str, name: str, text: str) -> Target | None:
-    """`internet/<host>`, `igw/<vpc>`, `natgw/<name>`: the cloud's objects (None: not one)."""
+    """`internet/<host>`, `igw/<vpc>`, `natgw/<name>`, `elb/<name>`: the cloud's objects
+    (None: not one)."""
     if kind == "internet" and lab.internet is not None:
         host = next((h for h in lab.internet.hosts if h.name == name), None)
         if host is None:
@@ -307,6 +309,11 @@ def _edge(lab: Lab, kind: str, name: str, text: str) -> Target | None:
         if igw is None:
             raise RefError(f"no internet gateway '{text}'; gateways: {', '.join(g.ref for g in lab.igws)}")
         return Target("igw", text, igw.netns, igw.internet_link.address.ip, igw)
+    if kind == "elb" and lab.elbs:
+        found = next((e for e in lab.elbs if e.name == name), None)
+        if found is None:
+            raise RefError(f"no ELB '{name}'; ELBs: {_names(lab.elbs)}")
+        return Target("elb", text, found.netns, found.ip, found)
     if kind == "natgw" and lab.nat_gateways:
         gw = next((g for g in lab.nat_gateways if g.name == name), None)
         if gw is None:
@@ -318,6 +325,7 @@ def _edge(lab: Lab, kind: str, name: str, text: str) -> Target | None:
 def _all_targets(lab: Lab) -> list[Target]:
     out = [Target("host", h.name, h.netns, h.eth0.ip, h) for h in lab.hosts]
     out += [Target("host", h.ref, h.netns, h.eth0.ip, h) for h in lab.public_hosts()]
+    out += [Target("elb", e.ref, e.netns, e.ip, e) for e in lab.elbs]
     for c in lab.clusters:
         out += [Target("node", f"{c.name}/{n.name}", n.netns, n.eth0.ip, n, c) for n in c.nodes]
         out += [Target("pod", f"{c.name}/{p.name}", p.netns, p.ip, p, c) for p in c.pods]

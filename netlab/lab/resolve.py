@@ -13,6 +13,7 @@ from ipaddress import IPv4Interface, IPv4Network
 from netlab import cloud, models
 from netlab.cloud import internet, natgw, vpc as vpc_cloud
 from netlab.errors import ScenarioError
+from netlab.ingress import addon
 from netlab.lab import impair, ipam, naming, pods, refs
 from netlab.lab.model import (Attachment, ClusterInfo, HostInfo, Lab, NodeInfo, PodSetInfo, SubnetInfo,
                               VpcInfo)
@@ -51,6 +52,7 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None 
 
         features = frozenset(KERNEL_FEATURES)
     ctx = Context(scenario.name, source, features=features, check_host=check_host)
+    scenario = addon.expand(scenario, ctx)  # the NGINX Ingress Controller add-on's pods and Service
     _check_unique_names(scenario, ctx)
     vpcs = _resolve_vpcs(scenario, ctx)
     pools = {s.name: ipam.Pool(s.cidr) for v in vpcs for s in v.subnets}
@@ -320,3 +322,7 @@ def _check_refs(lab: Lab, ctx: Context) -> None:
             refs.check_refs(lab, check)
         except refs.RefError as e:
             raise ctx.error(("checks", i, e.field or "to"), str(e)) from None
+        if (check.host or check.path) and check.proto not in ("http", "https"):
+            raise ctx.error(("checks", i, "host" if check.host else "path"), "needs proto: http or https")
+        if check.path is not None and (not check.path.startswith("/") or any(c.isspace() for c in check.path)):
+            raise ctx.error(("checks", i, "path"), f"{check.path!r} must start with / and hold no space")

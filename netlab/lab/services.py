@@ -142,7 +142,12 @@ def service_object(info: ServiceInfo) -> dict:
         spec["healthCheckNodePort"] = svc.healthCheckNodePort
     obj = {"apiVersion": "v1", "kind": "Service",
            "metadata": {"name": svc.name, "namespace": svc.namespace}, "spec": spec}
-    if svc.type == "LoadBalancer" and svc.loadBalancerIP:
+    if svc.annotations:
+        obj["metadata"]["annotations"] = dict(svc.annotations)
+    if svc.type == "LoadBalancer" and info.load_balancer:  # what the cloud controller published
+        obj["status"] = {"loadBalancer": {"ingress": [
+            {"ip": str(i.ip), **({"ipMode": i.ip_mode} if i.ip_mode else {})} for i in info.load_balancer]}}
+    elif svc.type == "LoadBalancer" and svc.loadBalancerIP:
         obj["status"] = {"loadBalancer": {"ingress": [{"ip": str(svc.loadBalancerIP)}]}}
     return obj
 

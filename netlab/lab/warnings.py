@@ -13,6 +13,7 @@ import difflib
 from collections import Counter
 from dataclasses import dataclass
 
+from netlab.ingress.addon import is_controller
 from netlab.lab import refs
 from netlab.lab.model import ClusterInfo, Lab, PodInfo, ServiceInfo
 from netlab.lab.services import selected, target_port
@@ -53,6 +54,8 @@ def _service(cluster: ClusterInfo, info: ServiceInfo, path: Path_) -> list[LabWa
     pods = selected(info, cluster.pods)
     if not pods:
         return [LabWarning(path + ("selector",), _no_pod(cluster, info))]
+    if is_controller(info):
+        return []  # nginx serves the ingress controller's ports, not the pod agent
     out = []
     for pi, port in enumerate(svc.ports):
         out += _target_port(name, port, pods, path + ("ports", pi))

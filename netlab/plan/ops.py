@@ -182,6 +182,7 @@ class StartProcess(Op):
     name: str
     argv: tuple[str, ...]
     ready_file: str | None = None
+    ready_timeout: float = 60.0  # seconds to wait for the ready file
 
     def __str__(self) -> str:
         return f"ip netns exec {self.netns} {' '.join(self.argv)} &  # {self.name}"

@@ -8,8 +8,9 @@ that use them, routes before the processes that serve):
    nodes (`netlab.proxy`);
 3. the cloud objects' `machines`, `routes` and `edge` stages;
 4. link impairments (tc netem);
-5. the cloud objects' `processes`, and the pod agent (one per lab: it serves every pod's
-   and host's ports, `netlab.probe.agent`).
+5. the pod agent (one per lab: it serves every pod's and host's ports,
+   `netlab.probe.agent`), then the cloud objects' `processes` (nginx, the ELBs' health
+   checker, which probes what the agent serves).
 
 A lab split across machines (`lab.placement`) keeps this machine's part of that plan
 (`netlab.plan.placement`).
@@ -45,8 +46,8 @@ def build(lab: Lab) -> Plan:
     for stage in ("machines", "routes", "edge"):
         plan.ops += [op for obj in objects for op in getattr(obj, stage)(lab)]
     plan.ops += [Netem(i.netns, i.ifname, tuple(i.netem_args())) for i in lab.impairments]
+    plan.ops += agent_ops(lab)  # first: the cloud's processes (health checks) probe what it serves
     plan.ops += [op for obj in objects for op in obj.processes(lab)]
-    plan.ops += agent_ops(lab)
     if lab.placement is not None:
         plan.ops = placement.localize(lab, plan.ops)
     return plan

@@ -6,8 +6,14 @@ answered and the client address it saw, so load balancing and SNAT are observed,
 assumed:
 
 - TCP: the client sends a line (or an HTTP request); the agent answers one JSON line
-  (or an HTTP/1.1 response whose body is that JSON) and closes.
+  (or an HTTP/1.1 response whose body is that JSON) and closes. To an HTTP request the JSON
+  also says what arrived: `name` (who answered), `method`, `host` (the Host header),
+  `path`, `headers`, so routing by host and path and `X-Forwarded-For` are observed.
 - UDP: any datagram gets one JSON datagram back.
+
+`netlab listener LAB OBJECT:PORT stop|start` stops and restarts one listener (the file
+`agent.stopped` lists the stopped ones; the agent re-reads it with the lab), e.g. to watch
+a load balancer's health check take a backend out of rotation.
 
 Run as `python -m netlab.probe.agent LAB`; it reads the lab from its state directory,
 writes `agent.ready` there once every socket is open, re-reads the lab on SIGHUP (pods
@@ -51,9 +57,35 @@ def listeners(lab: Lab) -> list[Listener]:
     return [li for li in out if lab.is_local(li.netns)]   # a split lab: this machine's part
 
 
-def answer(listener: Listener, client: tuple, local: tuple) -> bytes:
-    return json.dumps({"server": listener.owner, "kind": listener.kind, "proto": listener.proto,
-                       "client": f"{client[0]}:{client[1]}", "local": f"{local[0]}:{local[1]}"}).encode()
+STOPPED_FILE = "agent.stopped"  # listeners stopped by `netlab listener`, one "OWNER:PORT/PROTO" a line
+
+
+def key(listener: Listener) -> str:
+    return f"{listener.owner}:{listener.port}/{listener.proto}"
+
+
+def answer(listener: Listener, client: tuple, local: tuple, request: bytes = b"") -> bytes:
+    out = {"server": listener.owner, "kind": listener.kind, "proto": listener.proto,
+           "client": f"{client[0]}:{client[1]}", "local": f"{local[0]}:{local[1]}"}
+    if request.startswith(HTTP_METHODS):
+        out.update(http_request(request))
+        out["name"] = listener.owner
+    return json.dumps(out).encode()
+
+
+def http_request(data: bytes) -> dict:
+    """The request line and headers of an HTTP request, as the JSON answer reports them."""
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    lines = head.split("\r\n")
+    method, _, rest = lines[0].partition(" ")
+    target = rest.rpartition(" ")[0] or rest
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip()] = value.strip()
+    host = next((v for k, v in headers.items() if k.lower() == "host"), "")
+    return {"method": method, "host": host, "path": target.split("?", 1)[0], "headers": headers}
 
 
 class Agent:
@@ -70,7 +102,9 @@ class Agent:
     def reconcile(self) -> None:
         """Open what the lab now declares, close what it no longer does; then say so in
         the ready file (its content changes with every generation)."""
-        wanted = set(listeners(self.state.read()))
+        stopped_file = self.state.path / STOPPED_FILE
+        stopped = set(stopped_file.read_text().split()) if stopped_file.exists() else set()
+        wanted = {lst for lst in listeners(self.state.read()) if key(lst) not in stopped}
         for gone in [lst for lst in self.sockets if lst not in wanted]:
             sock = self.sockets.pop(gone)
             self.sel.unregister(sock)
@@ -125,13 +159,15 @@ class Agent:
     def _read(self, conn: socket.socket) -> None:
         lst, deadline, data = self.pending[conn]
         try:
-            chunk = conn.recv(4096)
+            chunk = conn.recv(16384)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             chunk = b""
         data += chunk
-        if chunk and b"\n" not in data and len(data) < 4096:
+        # A line, or for HTTP the whole head (the JSON answer reports the headers).
+        end = b"\r\n\r\n" if data.startswith(HTTP_METHODS) else b"\n"
+        if chunk and end not in data and len(data) < 16384:
             self.pending[conn] = (lst, deadline, data)
             return
         self._reply(conn, lst, data)
@@ -140,7 +176,7 @@ class Agent:
         self.sel.unregister(conn)
         del self.pending[conn]
         try:
-            body = answer(lst, conn.getpeername(), conn.getsockname()) + b"\n"
+            body = answer(lst, conn.getpeername(), conn.getsockname(), data) + b"\n"
             if data.startswith(HTTP_METHODS):
                 head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                         f"Content-Length: {len(body)}\r\nConnection: close\r\nServer: netlab-agent\r\n\r\n")

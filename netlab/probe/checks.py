@@ -62,6 +62,14 @@ class CheckSpec:
     rule_rejects: bool = False
     min_rtt_ms: float | None = None  # ICMP: every round trip must take at least this long
     size: int | None = None  # ICMP only: the IP packet's total length, sent with DF set
+    # HTTP and HTTPS (proto "http" | "https"): the request, and what the answer must show.
+    host: str | None = None  # the Host header, and the TLS server name (SNI, verified)
+    path: str = "/"
+    ca_pem: str | None = None  # https: the CA the server's certificate must chain to
+    expect_status: int | None = None  # default: 2xx (a backend answered)
+    expect_forwarded_for: str | None = None  # the last address of X-Forwarded-For
+    # Checks counting answers that share a round robin take turns (default: same target).
+    turn: str | None = None
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -181,18 +189,23 @@ def explicit(lab: Lab) -> list[CheckSpec]:
         src = refs.lookup(lab, c.from_)
         dst = refs.destination(lab, c.to, c.proto)
         proto = c.proto or dst.proto or ("tcp" if dst.port else "icmp")
+        web = proto in ("http", "https")
+        port = dst.port or ((443 if proto == "https" else 80) if web else None)
+        request = f" {c.host or ''}{c.path or '/'}" if web else ""
+        # the destination as written; a web check's default port spelled out
+        label = f"{c.to}:{port}" if web and ":" not in c.to.rpartition("/")[2] else c.to
         sources = tuple(refs.source_address(lab, s) for s in refs.as_list(c.source))
         cluster = dst.target.cluster or src.cluster
         service = dst.kind in ("service", "nodeport")
         out.append(CheckSpec(
-            name=f"scenario check: {src.name} → {c.to} {proto}", src=src.name, src_netns=src.netns,
-            src_ip=src.ip, dst=dst.name, dst_ip=dst.ip, port=dst.port, proto=proto, expect=c.expect,
+            name=f"scenario check: {src.name} → {label} {proto}{request}", src=src.name, src_netns=src.netns,
+            src_ip=src.ip, dst=dst.name, dst_ip=dst.ip, port=port, proto=proto, expect=c.expect,
             kind="scenario check", cluster=cluster.name if cluster else None, origin="scenario",
             expect_source=sources[0] if len(sources) == 1 else None,
             allowed_sources=sources if len(sources) > 1 else (),
             target_ips=tuple(dict.fromkeys((dst.ip, dst.target.ip) + tuple(p.ip for p in dst.endpoints))),
             rule_rejects=service and _rejects_without_endpoints(dst),
-            **_explicit_backend(c, dst, proto), **_explicit_sniff(lab, src)))
+            **_explicit_backend(c, dst, proto), **_explicit_sniff(lab, src), **_web(lab, c)))
     return out
 
 
@@ -200,13 +213,14 @@ def _explicit_backend(c, dst: refs.Destination, proto: str) -> dict:
     """Who may answer: the check's `backend`; else a Service's (or NodePort's) endpoints;
     else the pod, host or node it names."""
     if c.backend:
-        return {"allowed_backends": tuple(refs.as_list(c.backend))}
+        backends = tuple(refs.as_list(c.backend))
+        return {"expect_backend": backends[0]} if len(backends) == 1 else {"allowed_backends": backends}
     if proto == "icmp":
         return {}
     if dst.kind in ("service", "nodeport"):
         return {"allowed_backends": tuple(f"{dst.target.cluster.name}/{p.name}" for p in dst.endpoints)}
     if dst.kind in ("pod", "host", "node"):
-        return {"expect_backend": dst.name}
+        return {"expect_backend": dst.target.name}  # an EIP's: what it is bound to
     return {}
 
 
@@ -217,6 +231,15 @@ def _rejects_without_endpoints(dst: refs.Destination) -> bool:
         return False
     return not (dst.kind == "nodeport" and dst.service.spec.externalTrafficPolicy == "Local"
                 and refs.endpoints(dst.service, dst.target.cluster, dst.service_port))
+
+
+def _web(lab: Lab, c) -> dict:
+    """An explicit HTTP(S) check's request: Host (and SNI, verified against the lab's CA), path."""
+    if c.proto not in ("http", "https"):
+        return {}
+    from netlab.ingress.certs import ca_pem
+
+    return {"host": c.host, "path": c.path or "/", "ca_pem": ca_pem(lab.name) if c.proto == "https" else None}
 
 
 def _explicit_sniff(lab: Lab, src: refs.Target) -> dict:
@@ -252,13 +275,14 @@ def matrix(lab: Lab, only: str | None = None, cluster: str | None = None) -> lis
     scenario's checks, `cluster` the checks about one cluster."""
     from netlab.probe.edge_checks import edge_matrix
     from netlab.probe.explain import Rulesets, why
+    from netlab.probe.lb_checks import lb_matrix
     from netlab.probe.service_checks import service_matrix
 
     out: list[CheckSpec] = []
     if only != "scenario":
         for c in lab.clusters:
             out += cluster_matrix(lab, c) + service_matrix(lab, c)
-        out += edge_matrix(lab) + impairment_checks(lab)
+        out += edge_matrix(lab) + lb_matrix(lab) + impairment_checks(lab)
     if only != "generated":
         out += explicit(lab)
     if cluster is not None:

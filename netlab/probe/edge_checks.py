@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from netlab import models
+from netlab.ingress.addon import is_controller
 from netlab.lab.model import (ClusterInfo, EipInfo, HostInfo, Lab, NodeInfo, PeeringInfo, PodInfo, PublicHostInfo,
                               SubnetInfo, VpcInfo, VpcRoute)
 from netlab.lab.services import selected, target_port
@@ -134,7 +135,7 @@ def _from_internet(lab: Lab, cluster: ClusterInfo, client: PublicHostInfo) -> li
     eip_of = {e.private: e for e in lab.eips if e.private is not None}
     for info in cluster.services:
         port = next((p for p in info.spec.ports if p.protocol == "TCP" and p.nodePort), None)
-        if info.spec.type == "ClusterIP" or port is None:
+        if info.spec.type == "ClusterIP" or port is None or is_controller(info):
             continue
         eps = [p for p in selected(info, cluster.pods) if target_port(port, p) is not None]
         if not eps:

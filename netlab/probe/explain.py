@@ -77,6 +77,9 @@ def why(lab: Lab, spec, rulesets: Rulesets | None = None) -> str:
         cluster, node, info = nodeport
         return _join(via_eip, _kube_proxy(rules, cluster, node, str(src.ip), dst_ip, spec.port, proto, info,
                                           nodeport=True))
+    elb = next((e for e in getattr(lab, "elbs", []) if e.ip == dst_ip), None)
+    if elb is not None:
+        return _join(via_eip, _elb(elb, spec.port))
     if via_eip:
         return _join(via_eip, _listener(lab, rules, dst_ip, spec.port, proto))
     return _join(_routing(lab, rules, src, dst_ip), _listener(lab, rules, dst_ip, spec.port, proto))
@@ -205,6 +208,22 @@ def _egress(lab: Lab, src: refs.Target, dst_ip: IPv4Address) -> str:
     if seen == src.obj.ip:
         return f"pod IP {src.obj.ip} kept (no SNAT toward {dst_ip} in the {cluster.model} model)"
     return f"SNAT to the node IP {seen} by the {cluster.model} model's masquerade rule"
+
+
+def _elb(elb, port: int | None) -> str:
+    """An ELB's listener on that port: its pool and members (layer 4), or its nginx (layer 7)."""
+    listener = next((li for li in elb.listeners if li.port == port), None)
+    head = f"{elb.type} ELB {elb.name}"
+    if listener is None:
+        return f"{head} has no listener on port {port}"
+    if listener.pool is None:
+        return f"{head}: its nginx serves {listener.protocol} on {port} by the Ingress rules of class cce"
+    pool = elb.pool(listener.pool)
+    source = (f"from its backend-side address {elb.backend_address}" if elb.type == "shared"
+              else "with the client's own address")
+    n = len(pool.members)
+    return (f"{head} ({elb.datapath}): listener {listener.protocol}/{port} → pool {pool.name}, "
+            f"{n} member{'s' if n != 1 else ''} ({pool.algorithm.lower().replace('_', ' ')}), {source}")
 
 
 def _listener(lab: Lab, rules: Rulesets, ip: IPv4Address, port: int | None, proto: str) -> str:

@@ -27,6 +27,7 @@ import json
 import os
 import random
 import socket
+import ssl
 import struct
 import time
 from collections import Counter
@@ -70,6 +71,8 @@ class Result:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0  # how long the check took, re-probe included
     retried: bool = False  # an unexpected silence was probed again with more patience
+    http_status: int | None = None  # HTTP checks: the answer's status
+    forwarded_for: list[str] = field(default_factory=list)  # HTTP: X-Forwarded-For the backend got
 
     @property
     def ok(self) -> bool:
@@ -212,7 +215,7 @@ class Runner:
             async with gate:
                 if spec.count == 1:
                     return await self.probe(spec, wait)
-                async with turns.setdefault((spec.dst_ip, spec.port, spec.proto), asyncio.Lock()):
+                async with turns.setdefault(spec.turn or (spec.dst_ip, spec.port, spec.proto), asyncio.Lock()):
                     return await self.probe(spec, wait)
 
         async def one(spec: CheckSpec) -> Result:
@@ -240,7 +243,7 @@ class Runner:
     async def probe(self, spec: CheckSpec, wait: float | None = None) -> Result:
         wait = self.timeout if wait is None else wait
         result = Result(spec)
-        kinds = {"tcp": self._tcp, "udp": self._udp, "syn": self._syn}
+        kinds = {"tcp": self._tcp, "udp": self._udp, "syn": self._syn, "http": self._http, "https": self._http}
         ev = Evidence("silence")
         for _ in range(spec.count):
             ev = await kinds.get(spec.proto, self._icmp)(spec, result, wait)
@@ -283,6 +286,69 @@ class Runner:
                 result.problems.append(f"connected, then {os.strerror(e.errno or 0)}")
                 return Evidence("answer")
         _answered(result, data)
+        return Evidence("answer")
+
+    async def _http(self, spec: CheckSpec, result: Result, wait: float) -> Evidence:
+        """A GET with the check's Host header and path (over TLS with SNI, the server's
+        certificate verified against the lab's CA for that name); the pod agent's JSON
+        body says who answered, what it saw and the headers that reached it."""
+        loop = asyncio.get_running_loop()
+        sock = self.spaces.socket(spec.src_netns, socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+        try:
+            sock.bind(("0.0.0.0", 0))
+            result.sport = sock.getsockname()[1]
+            await asyncio.wait_for(loop.sock_connect(sock, (str(spec.dst_ip), spec.port)), wait)
+        except TimeoutError:
+            sock.close()
+            return Evidence("silence")
+        except OSError as e:
+            ev = _failure(sock, e, spec.dst_ip, tcp=True)
+            sock.close()
+            return ev
+        except BaseException:
+            sock.close()
+            raise
+        host = spec.host or str(spec.dst_ip)
+        tls = None
+        if spec.proto == "https":
+            tls = ssl.create_default_context(cadata=spec.ca_pem)
+            if not spec.ca_pem:  # a name without a certificate of its own: the listener's default one
+                tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                sock=sock, ssl=tls, server_hostname=host if tls else None), self.patience)
+        except ssl.SSLError as e:
+            sock.close()
+            result.problems.append(f"connected, but TLS failed: {e.reason or e}")
+            return Evidence("answer")
+        except (TimeoutError, OSError) as e:
+            sock.close()
+            result.problems.append(f"connected, but TLS failed: {e}")
+            return Evidence("answer")
+        try:
+            writer.write(f"GET {spec.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: netlab-check\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            data = await asyncio.wait_for(reader.read(), self.patience)
+        except (TimeoutError, OSError) as e:
+            result.problems.append(f"connected, but no HTTP answer: {e or 'timeout'}")
+            return Evidence("answer")
+        finally:
+            writer.close()
+        status = data.split(b" ", 2)[1:2]
+        result.http_status = int(status[0]) if status and status[0].isdigit() else None
+        body = data.split(b"\r\n\r\n", 1)[-1]
+        if body.lstrip().startswith(b"{"):
+            _answered(result, data)
+            try:
+                headers = json.loads(body.decode().strip().splitlines()[0]).get("headers", {})
+            except ValueError:
+                headers = {}
+            xff = next((v for k, v in headers.items() if k.lower() == "x-forwarded-for"), "")
+            result.forwarded_for = [a.strip() for a in xff.split(",") if a.strip()]
+            result.detail += f"; HTTP {result.http_status}, X-Forwarded-For {xff or '(none)'}"
+        else:
+            result.detail = f"HTTP {result.http_status} from the server itself (no backend)"
         return Evidence("answer")
 
     async def _udp(self, spec: CheckSpec, result: Result, wait: float) -> Evidence:
@@ -499,6 +565,15 @@ def _judge_answers(result: Result) -> None:
                                f"in {len(result.backends)} connections")
     if spec.spread == "one" and len(backends) > 1:
         result.problems.append(f"session affinity broken: {len(backends)} backends answered")
+    if spec.proto in ("http", "https"):
+        wanted = spec.expect_status
+        if wanted is not None and result.http_status != wanted:
+            result.problems.append(f"HTTP {result.http_status}, expected {wanted}")
+        if wanted is None and not (result.http_status and 200 <= result.http_status < 300):
+            result.problems.append(f"HTTP {result.http_status}, expected a backend's 2xx")
+        if spec.expect_forwarded_for and result.forwarded_for[-1:] != [spec.expect_forwarded_for]:
+            result.problems.append(f"X-Forwarded-For {', '.join(result.forwarded_for) or '(none)'}, expected it to "
+                                   f"end with {spec.expect_forwarded_for}")
     if spec.min_rtt_ms and result.rtts and min(result.rtts) < spec.min_rtt_ms:
         result.problems.append(f"fastest round trip {min(result.rtts):.1f} ms, below the {spec.min_rtt_ms:g} ms delay set")
 

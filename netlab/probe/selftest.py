@@ -7,7 +7,7 @@ for the wrong reason. So `check` first looks at the agent's process (its pidfile
 zombie counts as dead), then connects to every declared port from inside the namespace
 that declares it (127.0.0.1, so no part of the lab's network is involved) and asks the
 agent who it is. Any failure is an error of the lab, reported as such, and nothing is
-probed.
+probed. Listeners stopped on purpose (`netlab listener ... stop`) are not asked.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from netlab.apply import processes
 from netlab.apply.state import StateDir
 from netlab.lab.model import Lab
-from netlab.probe.agent import Listener, listeners
+from netlab.probe.agent import STOPPED_FILE, Listener, key, listeners
 from netlab.probe.runner import CONCURRENCY, PROBE_LINE, Namespaces, read_all
 
 SHOWN = 5  # problems listed by name; the rest are counted
@@ -52,7 +52,9 @@ def problems(lab: Lab, timeout: float = 2.0) -> list[str]:
     dead = agent_process(lab)
     if dead:
         return [dead]
-    wanted = listeners(lab)
+    stopped_file = StateDir(lab.name).path / STOPPED_FILE
+    stopped = set(stopped_file.read_text().split()) if stopped_file.exists() else set()
+    wanted = [lst for lst in listeners(lab) if key(lst) not in stopped]
     failures = asyncio.run(_selftest(wanted, timeout)) if wanted else []
     if not failures:
         return []

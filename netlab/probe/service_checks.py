@@ -19,6 +19,7 @@ import math
 from ipaddress import IPv4Address
 
 from netlab import models
+from netlab.ingress.addon import is_controller
 from netlab.lab import refs
 from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo
 from netlab.probe.checks import CheckSpec, from_outside
@@ -70,6 +71,8 @@ def _pod_to_cluster_ip(cluster: ClusterInfo, name: str, pod: PodInfo, eps: list[
 def service_matrix(lab: Lab, cluster: ClusterInfo) -> list[CheckSpec]:
     out: list[CheckSpec] = []
     for info in cluster.services:
+        if is_controller(info):
+            continue  # nginx answers it, not the agent: netlab.probe.lb_checks probes it over HTTP
         index = next((i for i, p in enumerate(info.spec.ports) if p.protocol == "TCP"), 0)
         port = info.spec.ports[index]
         proto = port.protocol.lower()

@@ -1,5 +1,7 @@
 """Load a scenario YAML file into a `Scenario`, keeping the line of every field.
 
+The file is read by `netlab.inputfile` (a regular file under 8 MiB) and parsed by
+`netlab.yamlsrc` (plain YAML: no aliases, merge keys, duplicate keys or unknown tags).
 Every error names the file, the line and the field, and says what would be valid; the
 `Source` returned with the scenario lets later stages (resolve) do the same.
 """
@@ -11,12 +13,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from netlab import yamlsrc
 from netlab.errors import ScenarioError
+from netlab.inputfile import SCENARIO_LIMIT, read_text
 from netlab.scenario.schema import Scenario, error_path, model_of_field
 from netlab.scenario.types import NODE_PORT_MAX, NODE_PORT_MIN, Path_
+from netlab.yamlsrc import format_path
 
 BUILTIN = "default"
 
@@ -40,51 +44,12 @@ class Source:
         return ScenarioError(message, file=self.file, line=self.line(path), field=format_path(path))
 
 
-def format_path(path: Path_) -> str | None:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or None
-
-
-class _Constructor(yaml.constructor.SafeConstructor):
-    pass
-
-
-def _to_python(node: yaml.Node, path: Path_, source: Source, ctor: _Constructor) -> Any:
-    source.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = ctor.construct_object(key_node)
-            if not isinstance(key, (str, int)):
-                raise ScenarioError("keys must be plain strings", file=source.file,
-                                    line=key_node.start_mark.line + 1, field=format_path(path))
-            if key in out:
-                raise ScenarioError(f"duplicate key '{key}'", file=source.file,
-                                    line=key_node.start_mark.line + 1, field=format_path(path + (key,)))
-            source.lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, path + (key,), source, ctor)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, path + (i,), source, ctor) for i, item in enumerate(node.value)]
-    return ctor.construct_object(node)
-
-
 def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
     """YAML text → plain Python data plus the line of every path in it."""
-    source = Source(file)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise ScenarioError(f"not valid YAML: {e.problem or e.context}", file=file,
-                            line=mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as e:
-        raise ScenarioError(f"not valid YAML: {e}", file=file) from None
-    if node is None:
+    data = yamlsrc.document(text, file, error=ScenarioError)
+    if data is None:
         raise ScenarioError("the file is empty; a scenario needs at least 'name'", file=file)
-    return _to_python(node, (), source, _Constructor()), source
+    return data, Source(file, yamlsrc.line_index(data))
 
 
 # Fields whose values carry a unit, and what a valid one looks like.
@@ -93,28 +58,33 @@ UNIT_HINTS = {"delay": "a duration such as 20ms", "jitter": "a duration such as 
 
 
 def _describe(err: dict, data: Any) -> str:
+    """One line for a pydantic error: what is wrong and what would be valid. Every error
+    type has a phrasing; the last resort is pydantic's own message, still one line."""
     kind = err["type"]
     loc = err["loc"]
+    ctx = err.get("ctx") or {}
     if kind == "extra_forbidden" and len(loc) == 3 and loc[0] == "clusters" and model_of_field(str(loc[-1])):
         cluster = _at(data, loc[:2])
         return (f"'{loc[-1]}' applies to model: {' or '.join(model_of_field(str(loc[-1])))} only, and "
                 f"cluster '{cluster.get('name')}' is model: {cluster.get('model')}; remove it")
     if kind == "extra_forbidden":
         return f"unknown key '{loc[-1]}'; valid keys: {_valid_keys(loc[:-1], data)}"
+    if loc and loc[-1] == "targetPort" and kind != "missing":
+        return f"{_input(err)} is not a port number (1-65535) or a port name (such as http)"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than") and loc:
         if loc[-1] in ("nodePort", "healthCheckNodePort"):
             return f"{_input(err)} is outside the node port range {NODE_PORT_MIN}-{NODE_PORT_MAX}"
-        if loc[-1] in ("port", "targetPort"):
+        if loc[-1] == "port":
             return f"{_input(err)} is not a port number (1-65535)"
-        bound = next(iter(err.get("ctx", {}).values()), "?")
+        bound = next(iter(ctx.values()), "?")
         words = {"greater_than_equal": "at least", "less_than_equal": "at most",
                  "greater_than": "more than", "less_than": "less than"}
         return f"{_input(err)} is out of range; it must be {words[kind]} {bound}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        models = " or ".join(repr(t) for t in err.get("ctx", {}).get("expected_tags", "").split(", ") if t) \
+        models = " or ".join(repr(t) for t in str(ctx.get("expected_tags", "")).split(", ") if t) \
             or "a network model"
         return "required field is missing; expected " + models if kind == "union_tag_not_found" \
-            else f"{err['ctx']['tag']!r} is not a network model; expected {err['ctx']['expected_tags']}"
+            else f"{ctx.get('tag')!r} is not a network model; expected {ctx.get('expected_tags')}"
     if kind == "missing":
         return "required field is missing"
     if kind in ("literal_error", "enum"):
@@ -126,12 +96,49 @@ def _describe(err: dict, data: Any) -> str:
                 "starting and ending with a letter or digit")
     if kind in ("ip_v4_network", "ip_v4_address", "ip_any_network"):
         return f"{_input(err)} is not {'an IPv4 CIDR such as 192.168.0.0/24' if 'network' in kind else 'an IPv4 address'}"
-    return f"{_input(err)}: {err['msg'][0].lower()}{err['msg'][1:]}" if "input" in err else err["msg"]
+    if kind == "value_error":
+        return str(ctx.get("error") or err["msg"].removeprefix("Value error, "))
+    if kind in _EXPECTED:
+        value = err.get("input")
+        hint = f" (quote it: '{value}')" if kind == "string_type" and isinstance(value, (int, float)) else ""
+        return f"expected {_EXPECTED[kind]}, not {_kind_of(value)}{hint}"
+    if kind == "int_from_float":
+        return f"{_input(err)} is not a whole number"
+    if kind in ("too_short", "too_long"):
+        n = ctx.get("min_length" if kind == "too_short" else "max_length", "?")
+        return (f"needs {'at least' if kind == 'too_short' else 'at most'} {n} "
+                f"{'item' if n == 1 else 'items'}, not {ctx.get('actual_length', '?')}")
+    if kind in ("string_too_long", "string_too_short"):
+        n = ctx.get("max_length" if kind == "string_too_long" else "min_length", "?")
+        return f"{_input(err)} is {'longer' if kind == 'string_too_long' else 'shorter'} than the {n} characters allowed"
+    message = str(err.get("msg", kind))
+    return f"{_input(err)}: {message[:1].lower()}{message[1:]}" if "input" in err else message
+
+
+# What a type error expected, by pydantic error type.
+_EXPECTED = {
+    "string_type": "a string", "int_type": "an integer", "int_parsing": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+    "bool_parsing": "true or false", "list_type": "a list", "dict_type": "a mapping (key: value)",
+    "model_type": "a mapping (key: value)", "model_attributes_type": "a mapping (key: value)",
+    "none_required": "nothing (null)",
+}
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null (an empty value)"
+    kind = {bool: "the boolean", int: "the integer", float: "the number", str: "the string"}
+    return f"{kind.get(type(value), type(value).__name__)} {value!r}"
 
 
 def _input(err: dict) -> str:
     value = err.get("input")
-    return repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+    return _kind_of(value) if isinstance(value, (dict, list)) or value is None else repr(value)
 
 
 def _at(data: Any, loc: tuple) -> Any:
@@ -182,22 +189,42 @@ def load_text(text: str, file: str) -> tuple[Scenario, Source]:
     try:
         return Scenario.model_validate(data), source
     except ValidationError as e:
-        err = dict(e.errors()[0])
-        err["loc"] = error_path(tuple(err["loc"]))
-        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            err["loc"] = err["loc"] + ("model",)
+        err = _first_error(e, data)
         raise source.error(err["loc"], _describe(err, data)) from None
 
 
+def _first_error(e: ValidationError, data: Any) -> dict:
+    """The first error, its location as the user wrote it; when the value was a union's
+    (`node: a name or a list of names`), the alternative that got deepest into it."""
+    errors = []
+    for raw in e.errors():
+        err = dict(raw)
+        err["loc"] = _data_path(error_path(tuple(err["loc"])), data, err["type"])
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            err["loc"] = err["loc"] + ("model",)
+        errors.append(err)
+    first = errors[0]["loc"]
+    same_value = [err for err in errors if err["loc"][:len(first)] == first]
+    return max(same_value, key=lambda err: len(err["loc"]))  # the first of the deepest
+
+
+def _data_path(loc: tuple, data: Any, kind: str) -> tuple:
+    """Drop the parts of a pydantic location that are not keys or indexes of the data
+    (a union's branch names such as 'constrained-str'), keeping a missing field's name."""
+    out: list[Any] = []
+    for i, part in enumerate(loc):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        elif not (kind == "missing" and i == len(loc) - 1):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
 def load(path: str | Path) -> tuple[Scenario, Source]:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise ScenarioError("no such file", file=str(path)) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"cannot read: {e.strerror if hasattr(e, 'strerror') and e.strerror else e}",
-                            file=str(path)) from None
+    text = read_text(path, limit=SCENARIO_LIMIT, error=ScenarioError, what="scenario")
     return load_text(text, str(path))
 
 

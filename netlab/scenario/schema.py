@@ -16,6 +16,7 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from netlab.cloud.eip import Eip
+from netlab.cloud.elb import Elb
 from netlab.cloud.internet import Internet
 from netlab.cloud.natgw import NatGateway
 from netlab.cloud.peering import Peering
@@ -43,6 +44,8 @@ class Scenario(Strict):
     eips: list[Eip] = Field(default_factory=list, description="EIPs bound to nodes, VPC hosts, eni pods")
     nat_gateways: list[NatGateway] = Field(default_factory=list)
     peerings: list[Peering] = Field(default_factory=list)
+    elbs: list[Elb] = Field(default_factory=list, description="load balancers (shared or dedicated) for "
+                                                               "LoadBalancer Services and Ingress")
 
     def all_vpcs(self) -> list[Vpc]:
         return [self.vpc] + list(self.vpcs)

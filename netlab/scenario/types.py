@@ -42,10 +42,21 @@ def _cidr(value: Any) -> Any:
     if not isinstance(value, str) or not re.match(CIDR_PATTERN, value):
         raise ValueError(f"{value!r} is not an IPv4 CIDR such as 192.168.0.0/24")
     try:
-        return IPv4Network(value)
+        net = IPv4Network(value)
     except ValueError:
         net = IPv4Network(value, strict=False)
         raise ValueError(f"{value!r} has host bits set; the network is {net}") from None
+    reserved = next((r for r in _NOT_UNICAST if net.subnet_of(r)), None)
+    if reserved is not None:
+        raise ValueError(f"{value!r} is inside {reserved} ({_NOT_UNICAST[reserved]}); use a "
+                         "unicast range such as 192.168.0.0/24")
+    return net
+
+
+# Address space no lab network may use (0.0.0.0/0 and other covering ranges stay valid).
+_NOT_UNICAST = {IPv4Network("0.0.0.0/8"): "'this network'", IPv4Network("127.0.0.0/8"): "loopback",
+                IPv4Network("169.254.0.0/16"): "link-local", IPv4Network("224.0.0.0/4"): "multicast",
+                IPv4Network("240.0.0.0/4"): "reserved"}
 
 
 Address = Annotated[IPv4Address, BeforeValidator(_address),
@@ -163,6 +174,91 @@ class Service(Strict):
     loadBalancerIP: Address | None = None
     loadBalancerSourceRanges: list[Cidr] = Field(default_factory=list)
     healthCheckNodePort: NodePort | None = None
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="metadata.annotations; a LoadBalancer Service takes its ELB from kubernetes.io/elb.id "
+                    "(or kubernetes.io/elb.autocreate) and kubernetes.io/elb.class, as on the service")
+
+
+# -- Ingress (networking.k8s.io/v1), as full Kubernetes objects -------------------------------
+
+# An Ingress rule's host: a DNS name (RFC 1123 subdomain), or `*.` followed by one; as the API
+# server validates `spec.rules[].host` (no IP address, no port).
+HOST_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+IngressHost = Annotated[str, StringConstraints(pattern=HOST_PATTERN, max_length=253)]
+
+
+class ObjectMeta(Strict):
+    name: Name
+    namespace: Name = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ServiceBackendPort(Strict):
+    """`number` or `name` (a port name of the Service), exactly one."""
+
+    number: PortNumber | None = None
+    name: Name | None = None
+
+
+class IngressServiceBackend(Strict):
+    name: Name
+    port: ServiceBackendPort
+
+
+class IngressBackend(Strict):
+    service: IngressServiceBackend
+
+
+class HTTPIngressPath(Strict):
+    path: str | None = Field(default=None, description="an absolute path; required for Exact and Prefix")
+    pathType: Literal["Exact", "Prefix", "ImplementationSpecific"]
+    backend: IngressBackend
+
+
+class HTTPIngressRuleValue(Strict):
+    paths: list[HTTPIngressPath] = Field(min_length=1)
+
+
+class IngressRule(Strict):
+    host: IngressHost | None = Field(default=None, description="a DNS name, or *.<name> (one label); "
+                                                               "default: every host")
+    http: HTTPIngressRuleValue | None = None
+
+
+class IngressTLS(Strict):
+    hosts: list[IngressHost] = Field(default_factory=list)
+    secretName: Name | None = Field(default=None, description="a kubernetes.io/tls Secret; the lab generates it")
+
+
+class IngressSpec(Strict):
+    ingressClassName: Name | None = Field(default=None, description="cce (the ELB's layer 7) or nginx "
+                                                                     "(the NGINX Ingress Controller add-on)")
+    defaultBackend: IngressBackend | None = None
+    tls: list[IngressTLS] = Field(default_factory=list)
+    rules: list[IngressRule] = Field(default_factory=list)
+
+
+class Ingress(Strict):
+    """A networking.k8s.io/v1 Ingress, as `kubectl apply` takes it."""
+
+    apiVersion: Literal["networking.k8s.io/v1"]
+    kind: Literal["Ingress"]
+    metadata: ObjectMeta
+    spec: IngressSpec
+
+
+class NginxIngress(Strict):
+    """The NGINX Ingress Controller add-on: nginx pods on the cluster's nodes (namespace
+    kube-system) behind a LoadBalancer Service whose annotations choose its ELB."""
+
+    replicas: int = Field(default=2, ge=1, le=20)
+    nodes: list[Name] = Field(default_factory=list, description="nodes to spread over; default: all")
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="of its LoadBalancer Service: kubernetes.io/elb.id or "
+                                          "kubernetes.io/elb.autocreate, kubernetes.io/elb.class")
+    externalTrafficPolicy: Literal["Cluster", "Local"] = "Cluster"
 
 
 class ClusterBase(Strict):
@@ -176,6 +272,9 @@ class ClusterBase(Strict):
     nodes: list[Node] = Field(min_length=1)
     pods: list[Pod] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
+    ingresses: list[Ingress] = Field(default_factory=list, description="networking.k8s.io/v1 Ingress objects")
+    nginx_ingress: NginxIngress | None = Field(default=None, description="the NGINX Ingress Controller add-on "
+                                                                         "(serves ingressClassName: nginx)")
 
 
 class NodeCidrFields(BaseModel):
@@ -198,7 +297,7 @@ class Check(Strict):
 
     from_: str = Field(alias="from")
     to: str
-    proto: Literal["tcp", "udp", "icmp"] | None = Field(
+    proto: Literal["tcp", "udp", "icmp", "http", "https"] | None = Field(
         default=None, description="default: the Service port's protocol, tcp when a port is given, else icmp")
     expect: Literal["reach", "blocked", "refused", "rejected", "unreachable", "dropped"] = Field(
         default="reach",
@@ -207,6 +306,8 @@ class Check(Strict):
                     "answered); unreachable (no route, ICMP net/host unreachable); dropped (silence)")
     source: str | list[str] | None = Field(
         default=None, description="the source address (or object) the server must see; a list: any of them")
+    host: IngressHost | None = Field(default=None, description="http/https: the Host header (and SNI)")
+    path: str | None = Field(default=None, description="http/https: the request path (default /)")
     backend: str | list[str] | None = Field(
         default=None, description="the pod (or host) that must answer; a list: any of them. Default: "
                                   "the destination itself, or any endpoint of a Service or NodePort")

@@ -52,6 +52,18 @@ def lab():
     for name in names:
         if os.path.isdir(f"/run/netlab/{name}"):
             netlab("down", name)
-        leftovers = [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]
+        leftovers = [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}.")]
         assert not leftovers, f"namespaces left behind: {leftovers}"
 
+
+
+def module_lab(file: str, name: str):
+    """The body of a module-scoped fixture (`yield from module_lab(FILE, NAME)`): the lab up
+    once for the module, the host's state from before it yielded, nothing left afterwards."""
+    before = host_state()
+    done = netlab("up", file, "--name", name)
+    assert done.returncode == 0, done.stderr
+    yield before
+    if os.path.isdir(f"/run/netlab/{name}"):
+        netlab("down", name)
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}.")]

@@ -29,7 +29,7 @@ def access():
     yield before
     if os.path.isdir(f"/run/netlab/{LAB}"):
         netlab("down", LAB)
-    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{LAB}-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{LAB}.")]
 
 
 def check() -> dict[str, dict]:
@@ -68,7 +68,7 @@ def test_status_lists_the_cloud_and_its_eips(access):
     assert {o["kind"] for o in data["objects"]} == {"vpc", "internet", "igw", "natgw", "host", "node", "pod"}
     assert objects["peer"]["kind"] == "vpc" and objects["internet"]["addresses"][0] == "203.0.113.1/24"
     assert objects["internet/client"] == {"name": "internet/client", "kind": "host", "cluster": None,
-                                          "netns": f"nl-{LAB}-internet-client", "addresses": ["203.0.113.10/24"]}
+                                          "netns": f"nl-{LAB}.internet.client", "addresses": ["203.0.113.10/24"]}
     assert "198.51.100.50/32" in objects["natgw/ngw"]["addresses"]
     assert "198.51.100.12/32" in objects["ecs-1"]["addresses"]
     node = next(o for o in data["objects"] if o["cluster"] == "cce-vpc" and o["name"] == "node-1")
@@ -98,10 +98,10 @@ def test_a_nat_rule_removed_blocks_the_internet_and_restored_reaches_it(access):
 
 
 def test_down_leaves_the_host_as_it_was(access):
-    assert f"nl-{LAB}-internet" in linux.list_netns()
+    assert f"nl-{LAB}.internet" in linux.list_netns()
     done = netlab("down", LAB)
     assert done.returncode == 0 and "is down" in done.stdout
-    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{LAB}-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{LAB}.")]
     assert not Path(f"/run/netlab/{LAB}").exists()
     assert host_state() == access
 

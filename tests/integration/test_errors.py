@@ -42,7 +42,7 @@ def test_bad_scenario_is_one_line_exit_2_and_nothing_built(case, tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr
     assert lines[0].startswith(f"netlab: error: {path}:") and expected in lines[0], lines[0]
-    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-t-bad-{case}-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-t-bad-{case}.")]
     assert not Path(f"/run/netlab/t-bad-{case}").exists()
     assert netlab("validate", str(path)).returncode == 2
 
@@ -88,7 +88,7 @@ def test_killed_up_is_undone_by_down():
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            built = [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]
+            built = [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}.")]
             if len(built) >= 30:
                 break
             time.sleep(0.002)
@@ -96,7 +96,7 @@ def test_killed_up_is_undone_by_down():
         proc.wait()
         record = json.loads(Path(f"/run/netlab/{name}/lab.json").read_text())
         assert record["phase"] == "building", "up finished before it could be killed"
-        assert len([ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]) >= 30
+        assert len([ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}.")]) >= 30
         done = netlab("down", name)
         assert done.returncode == 0, done.stderr
     finally:
@@ -104,5 +104,5 @@ def test_killed_up_is_undone_by_down():
             proc.kill()
         if os.path.isdir(f"/run/netlab/{name}"):
             netlab("down", name)
-    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{name}.")]
     assert not Path(f"/run/netlab/{name}").exists()

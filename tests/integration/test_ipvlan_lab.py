@@ -13,7 +13,7 @@ from tests.helpers import netlab
 @pytest.mark.kernel("ipvlan")
 def test_ipvlan_sub_eni_in_a_lab_node(lab):
     lab("scenarios/vpc-basic.yaml", "t-ipvl")
-    pod = "nl-t-ipvl-c1-client"
+    pod = "nl-t-ipvl.c1.client"
 
     def run(*argv: str) -> str:
         done = netlab("exec", "t-ipvl", *argv)

@@ -18,7 +18,7 @@ from netlab.apply.state import StateDir
 from netlab.errors import ApplyError
 from netlab.plan.ops import AddAddress, AddLink, AddVeth, MoveLink, SetLink, WriteFile
 
-NODE, POD, PEER = "nl-ops-test.node", "nl-ops-test.pod", "nl-ops-test.peer"
+NODE, POD, PEER = "nl-opstest-node", "nl-opstest-pod", "nl-opstest-peer"  # no dot: not a lab's
 
 
 @pytest.fixture

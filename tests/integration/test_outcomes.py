@@ -86,7 +86,7 @@ def test_each_outcome_kind_is_produced_and_stable(lab, tmp_path):
         # the same check name twice: the reach one passes, the backend one fails
         nodeport = [c for c in report["checks"] if c["name"] == "scenario check: ecs-1 → c1/node-1:30080 tcp"]
         assert [c["ok"] for c in nodeport] == [True, False]
-        assert "c1/web-" in nodeport[1]["detail"] and "not among the expected backends (c1/solo)" in nodeport[1]["detail"]
+        assert "answered by c1/web-" in nodeport[1]["detail"] and "expected c1/solo" in nodeport[1]["detail"]
 
     refused = checks["scenario check: ecs-1 → c1/web-1:8081 tcp"]
     assert refused["expect"] == "blocked" and "nothing listens there" in refused["detail"]

@@ -22,7 +22,7 @@ def test_default_scenario_works_from_an_installed_wheel(tmp_path):
     done = subprocess.run([sys.executable, "-m", "netlab", "plan"], cwd=tmp_path, env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "ip netns add nl-overview-vpc" in done.stdout
+    assert "ip netns add nl-overview.vpc" in done.stdout
     listed = subprocess.run([sys.executable, "-c", "from netlab.scenario import loader; print(loader.builtin_names())"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
     assert "services" in listed and "vpc-basic" in listed

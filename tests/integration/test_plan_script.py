@@ -15,7 +15,7 @@ NAME = "tr-script"
 
 
 def test_script_builds_vpc_basic_by_hand(tmp_path):
-    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{NAME}-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{NAME}.")]
     done = netlab("plan", "scenarios/vpc-basic.yaml", "--script", "--name", NAME)
     assert done.returncode == 0, done.stderr
     path = tmp_path / "build.sh"
@@ -25,7 +25,7 @@ def test_script_builds_vpc_basic_by_hand(tmp_path):
                                env={**os.environ, "PYTHON": sys.executable})
         assert built.returncode == 0, built.stderr
         assert built.stdout.rstrip().endswith(f"lab {NAME} is up")
-        ping = subprocess.run(["ip", "netns", "exec", f"nl-{NAME}-ecs-1", "ping", "-c1", "-W2", "172.16.1.2"],
+        ping = subprocess.run(["ip", "netns", "exec", f"nl-{NAME}.ecs-1", "ping", "-c1", "-W2", "172.16.1.2"],
                               capture_output=True, text=True)
         assert ping.returncode == 0, ping.stdout
         check = netlab("check", NAME, "--json")
@@ -37,5 +37,5 @@ def test_script_builds_vpc_basic_by_hand(tmp_path):
     finally:
         down = netlab("down", NAME)
         assert down.returncode == 0, down.stderr
-    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{NAME}-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{NAME}.")]
     assert not os.path.exists(f"/run/netlab/{NAME}")

@@ -55,12 +55,12 @@ def test_services_in_iptables_and_nftables_modes(lab):
         assert udp["proto"] == "udp" and set(udp["backend"].split(", ")) == {f"{cluster}/dns-0", f"{cluster}/dns-1"}
 
     # The rules are kube-proxy's, in each node's own namespace.
-    save = subprocess.run(["ip", "netns", "exec", "nl-t-svc-ipt-node-1", "iptables-save", "-t", "nat"],
+    save = subprocess.run(["ip", "netns", "exec", "nl-t-svc.ipt.node-1", "iptables-save", "-t", "nat"],
                           capture_output=True, text=True).stdout
     assert '-A KUBE-SERVICES -m comment --comment "default/web:' not in save  # unnamed port: no colon
     assert '--comment "default/web cluster IP"' in save and "KUBE-MARK-MASQ" in save
     assert "-m statistic --mode random --probability 0.33333333349" in save
-    nft = subprocess.run(["ip", "netns", "exec", "nl-t-svc-nft-node-1", "nft", "list", "table", "ip", "kube-proxy"],
+    nft = subprocess.run(["ip", "netns", "exec", "nl-t-svc.nft.node-1", "nft", "list", "table", "ip", "kube-proxy"],
                          capture_output=True, text=True).stdout
     assert "numgen random mod 3 vmap" in nft and "service-ips" in nft
 
@@ -86,7 +86,7 @@ clusters:
       - {name: web, type: NodePort, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
 """)
     lab(str(scenario), "t-scsvc")
-    node_ns = "nl-t-scsvc-c1-n1"
+    node_ns = "nl-t-scsvc.c1.n1"
     inode_before = subprocess.run(["stat", "-L", "-c", "%i", f"/run/netns/{node_ns}"], capture_output=True, text=True).stdout
 
     up = netlab("scale", "t-scsvc", "c1/web", "--replicas", "4")

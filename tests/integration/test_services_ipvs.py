@@ -31,7 +31,7 @@ def test_services_in_ipvs_mode(lab):
     empty = checks["Service without endpoints: ipvs/web-0 → ipvs/svc/empty"]
     assert empty["outcome"] == "rejected", empty
 
-    node = "nl-t-ipvs-ipvs-node-1"
+    node = "nl-t-ipvs.ipvs.node-1"
     ipvs = subprocess.run(["ip", "netns", "exec", node, "ipvsadm", "-Ln"], capture_output=True, text=True).stdout
     assert "TCP  10.247.0.10:80 rr" in ipvs and "-> 172.16.0.2:8080" in ipvs and "Masq" in ipvs
     assert "persistent 600" in ipvs  # web-sticky's ClientIP affinity

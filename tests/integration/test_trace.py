@@ -28,7 +28,7 @@ def assert_untouched(lab: str) -> None:
         tables = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "tables"], capture_output=True, text=True)
         assert "netlab-trace" not in tables.stdout, ns
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert not [l for l in ps.splitlines() if "nft monitor" in l and f"nl-{lab}-" in l]
+    assert not [l for l in ps.splitlines() if "nft monitor" in l and f"nl-{lab}." in l]
 
 
 def netns_hops(report: dict, direction: str) -> list[dict]:

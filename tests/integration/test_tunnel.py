@@ -339,7 +339,7 @@ def test_kernel_datapath(monkeypatch):
     stays on eth0, and the same checks pass. The tiers plugin runs it in the kernel-tier VM
     when this kernel has no openvswitch module (passed on Debian's 6.1.0-56-amd64 under TCG
     in about 2 minutes)."""
-    from netlab import plan as plan_mod
+    from netlab.plan.planner import build
     from netlab.apply import executor
     from netlab.lab.resolve import resolve
     from netlab.models.tunnel import node_dir
@@ -352,7 +352,7 @@ def test_kernel_datapath(monkeypatch):
     scenario = scenario.model_copy(update={"name": "it-tun-kernel"})
     lab = resolve(scenario, source, features=frozenset({"openvswitch"}))
     assert lab.cluster("c1").network.datapath == "system"
-    executor.up(lab, plan_mod.build(lab))
+    executor.up(lab, build(lab))
     try:
         ctl = node_dir(lab.name, "c1", "node-1") / "ovs-vswitchd.ctl"
         out = subprocess.run(["ovs-appctl", "-t", str(ctl), "dpctl/show"], capture_output=True, text=True).stdout

@@ -51,7 +51,7 @@ def test_vpc_basic_checks_pass_and_down_leaves_the_host_as_it_was(lab):
     status = json.loads(netlab("status", "t-vpc", "--json").stdout)
     objects = {o["name"]: o for o in status["objects"]}
     assert objects["web-1"] == {"name": "web-1", "kind": "pod", "cluster": "c1",
-                                "netns": "nl-t-vpc-c1-web-1", "addresses": ["172.16.0.2/32"],
+                                "netns": "nl-t-vpc.c1.web-1", "addresses": ["172.16.0.2/32"],
                                 "node": "node-1", "labels": {"app": "web"}}
     assert "node" not in objects["node-1"] and "labels" not in objects["node-1"]
     assert status["services"] == []
@@ -62,7 +62,7 @@ def test_vpc_basic_checks_pass_and_down_leaves_the_host_as_it_was(lab):
 
     down = netlab("down", "t-vpc")
     assert down.returncode == 0 and "is down" in down.stdout
-    assert not [ns for ns in linux.list_netns() if ns.startswith("nl-t-vpc-")]
+    assert not [ns for ns in linux.list_netns() if ns.startswith("nl-t-vpc.")]
     assert not Path("/run/netlab/t-vpc").exists()
     assert host_state() == before
 

@@ -15,7 +15,7 @@ from netlab.lab.resolve import resolve
 from netlab.scenario import loader
 
 GOLDEN = Path(__file__).parent / "golden"
-CASES = ["vpc-basic", "default", "tunnel-basic", "tunnel-linux-bridge", "access"]
+CASES = ["vpc-basic", "default", "tunnel-basic", "tunnel-linux-bridge", "access", "ingress"]
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -23,7 +23,7 @@ def test_vpc_model_expectations():
     by_name = {s.name: s for s in checks.matrix(lab("vpc-basic"))}
     cross = by_name["pod→pod across nodes: c1/web-1 → c1/web-2:8080"]
     assert (cross.proto, cross.port, cross.expect_encap) == ("tcp", 8080, "none")
-    assert cross.sniff == ("nl-vpc-basic-c1-node-1", "eth0")
+    assert cross.sniff == ("nl-vpc-basic.c1.node-1", "eth0")
     assert cross.expect_source == ip_address("172.16.0.2") and cross.expect_backend == "c1/web-2"
     same = by_name["pod→pod same node: c1/web-1 → c1/dns-1:53"]
     assert (same.proto, same.expect_encap) == ("udp", "absent")

@@ -60,7 +60,7 @@ def test_destinations(text, kind, ip, port, proto, endpoints):
     ("{from: ecs-1, to: 'c1/svc/web:81'}", "Service c1/svc/web has no port 81; its ports: 80/TCP"),
     ("{from: ecs-1, to: 'c1/svc/dns:nodeport'}", "Service c1/svc/dns has no NodePort (type ClusterIP)"),
     ("{from: ecs-1, to: 'c1/web-0:nodeport'}", "':nodeport' follows a Service"),
-    ("{from: ecs-1, to: 'c1/svc/web', backend: c1/svc/dns}", "a backend is a pod or host that answers"),
+    ("{from: ecs-1, to: 'c1/svc/web', backend: c1/svc/dns}", "is not a pod or host (what answers a request)"),
     ("{from: ecs-1, to: 'c1/svc/web', source: c1/nope}", "cluster 'c1' has no node or pod 'nope'"),
     ("{from: c1/svc/web, to: 'ecs-1:80'}", "a check must start from a host, node or pod"),
 ])
@@ -84,7 +84,7 @@ def test_explicit_backend_and_sources():
                                 "  - {from: c1/solo, to: 'c1/svc/empty', expect: rejected}\n"
                                 "  - {from: c1/solo, to: 'c1/web-0:8080', source: c1/solo}\n"))
     backend, empty, pod = specs
-    assert backend.allowed_backends == ("c1/solo",)
+    assert backend.expect_backend == "c1/solo" and backend.allowed_backends == ()
     assert backend.allowed_sources == (IPv4Address("192.168.0.10"), IPv4Address("172.16.0.1"))
     assert empty.rule_rejects and empty.proto == "tcp" and empty.port == 80
     assert pod.expect_backend == "c1/web-0" and pod.expect_source == IPv4Address("172.16.0.3")

@@ -91,7 +91,7 @@ def test_status_objects_list_the_cloud():
     lab = access()
     kinds = Counter(kind for kind, *_ in lab.objects())
     assert kinds["internet"] == 1 and kinds["igw"] == 2 and kinds["natgw"] == 1 and kinds["vpc"] == 2
-    assert ("host", None, "internet/server", "nl-access-internet-server") in lab.objects()
+    assert ("host", None, "internet/server", "nl-access.internet.server") in lab.objects()
     assert lab.eips_of("cce-vpc/node-1") == [ip_address("198.51.100.10")] and lab.eips_of("ecs-peer") == []
     assert len(set(lab.netns_names())) == len(lab.netns_names())
 
@@ -201,14 +201,14 @@ def test_edge_plan_builds_namespaces_before_use_and_rules_whole():
             assert op.netns in created, f"{op} before its namespace"
     nft = [op for op in plan.ops if isinstance(op, ops.NftApply)]
     # each VPC router's no-route rule (ICMP net unreachable), then the edge's rulesets
-    assert [op.netns for op in nft] == ["nl-access-vpc", "nl-access-peer", "nl-access-vpc-igw", "nl-access-peer-igw",
-                                        "nl-access-natgw-ngw"]
+    assert [op.netns for op in nft] == ["nl-access.vpc", "nl-access.peer", "nl-access.vpc.igw", "nl-access.peer.igw",
+                                        "nl-access.natgw.ngw"]
     rules = [str(op) for op in plan.ops if isinstance(op, ops.AddRule)]
-    assert rules == ["ip -n nl-access-vpc rule add priority 1000 lookup main suppress_prefixlength 0",
-                     "ip -n nl-access-vpc rule add priority 1100 from 192.168.0.10 lookup 100",
-                     "ip -n nl-access-vpc rule add priority 1100 from 192.168.0.12 lookup 100",
-                     "ip -n nl-access-vpc rule add priority 1100 from 192.168.1.10 lookup 100"]
-    assert "ip -n nl-access-vpc route add default via 169.254.0.1 table 100" in plan.render()
+    assert rules == ["ip -n nl-access.vpc rule add priority 1000 lookup main suppress_prefixlength 0",
+                     "ip -n nl-access.vpc rule add priority 1100 from 192.168.0.10 lookup 100",
+                     "ip -n nl-access.vpc rule add priority 1100 from 192.168.0.12 lookup 100",
+                     "ip -n nl-access.vpc rule add priority 1100 from 192.168.1.10 lookup 100"]
+    assert "ip -n nl-access.vpc route add default via 169.254.0.1 table 100" in plan.render()
 
 
 def test_nat_gateway_ruleset_replaces_itself_whole():
@@ -259,9 +259,9 @@ def test_nat_change_removes_and_restores_a_rule():
 # -- references, the agent ---------------------------------------------------------------------
 def test_refs_name_the_cloud_and_eips():
     lab = access()
-    assert refs.lookup(lab, "internet/client").netns == "nl-access-internet-client"
+    assert refs.lookup(lab, "internet/client").netns == "nl-access.internet.client"
     assert refs.lookup(lab, "internet").kind == "internet"
-    assert refs.lookup(lab, "igw/peer").netns == "nl-access-peer-igw"
+    assert refs.lookup(lab, "igw/peer").netns == "nl-access.peer.igw"
     assert refs.lookup(lab, "natgw/ngw").ip == ip_address("198.51.100.50")
     eip = refs.lookup(lab, "198.51.100.11")
     assert (eip.kind, eip.netns, eip.obj.bind) == ("eip", None, "cce-tunnel/node-1")

@@ -25,15 +25,15 @@ def test_impairments_resolve_to_interface_and_peer():
                            "  - {link: 'c1/n1:veth-web', rate: 10mbit}\n"
                            "  - {link: 'vpc:v-ecs-1', delay: 1.5ms}\n", features=frozenset({"netem"}))
     first, second, third = lab.impairments
-    assert (first.netns, first.ifname, str(first.peer)) == ("nl-t-c1-n1", "eth0", "192.168.0.1")
+    assert (first.netns, first.ifname, str(first.peer)) == ("nl-t.c1.n1", "eth0", "192.168.0.1")
     assert first.netem_args() == ["delay", "20ms", "2ms", "loss", "1%"] and first.delay_ms == 20
     assert (second.ifname, str(second.peer)) == ("veth-web", "172.16.0.2")
-    assert (third.netns, str(third.peer), third.delay_ms) == ("nl-t-vpc", "192.168.0.11", 1.5)
+    assert (third.netns, str(third.peer), third.delay_ms) == ("nl-t.vpc", "192.168.0.11", 1.5)
     text = str(build(lab))
-    assert "ip netns exec nl-t-c1-n1 tc qdisc replace dev eth0 root netem delay 20ms 2ms loss 1%" in text
+    assert "ip netns exec nl-t.c1.n1 tc qdisc replace dev eth0 root netem delay 20ms 2ms loss 1%" in text
     delay_checks = [c for c in matrix(lab) if c.min_rtt_ms]
     assert [(c.src_netns, str(c.dst_ip), c.min_rtt_ms) for c in delay_checks] == [
-        ("nl-t-c1-n1", "192.168.0.1", 20.0), ("nl-t-vpc", "192.168.0.11", 1.5)]
+        ("nl-t.c1.n1", "192.168.0.1", 20.0), ("nl-t.vpc", "192.168.0.11", 1.5)]
 
 
 def test_netem_missing_from_kernel_is_a_clear_error():

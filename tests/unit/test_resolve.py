@@ -45,10 +45,10 @@ def test_ipam_nodes_hosts_pods_and_routes():
 
 def test_names_carry_the_lab():
     lab = load_text(BASE)
-    assert lab.vpc.netns == "nl-t-vpc"
-    assert lab.hosts[0].netns == "nl-t-ecs-1"
-    assert lab.clusters[0].pods[0].netns == "nl-t-c1-a"
-    assert all(ns.startswith("nl-t-") for ns in lab.netns_names())
+    assert lab.vpc.netns == "nl-t.vpc"
+    assert lab.hosts[0].netns == "nl-t.ecs-1"
+    assert lab.clusters[0].pods[0].netns == "nl-t.c1.a"
+    assert all(ns.startswith("nl-t.") for ns in lab.netns_names())
     assert len(set(lab.netns_names())) == len(lab.netns_names())
 
 
@@ -118,7 +118,7 @@ def test_duplicate_names():
 
 def test_node_and_pod_may_not_share_a_namespace_name():
     e = err(BASE.replace("{name: c, node: n2}", "{name: n2, node: n2}"))
-    assert "collides" in str(e) and "nl-t-c1-n2" in str(e)
+    assert "collides" in str(e) and "nl-t.c1.n2" in str(e)
 
 
 def test_host_named_vpc_is_refused():

@@ -212,17 +212,17 @@ def test_linux_bridge_is_flannel_like(bridge):
     (vx,) = _ops(bridge, ns, AddVxlan)
     assert (vx.ifname, vx.vni, str(vx.local), vx.dev, vx.port, vx.mtu, vx.address, vx.learning) == (
         "vxlan.100", 100, "192.168.0.10", "eth0", 4789, 1450, "0a:58:ac:10:00:00", False)
-    assert str(vx) == ("ip -n nl-tl-c1-node-1 link add vxlan.100 mtu 1450 address 0a:58:ac:10:00:00 type vxlan "
+    assert str(vx) == ("ip -n nl-tl.c1.node-1 link add vxlan.100 mtu 1450 address 0a:58:ac:10:00:00 type vxlan "
                        "id 100 local 192.168.0.10 dev eth0 dstport 4789 nolearning")
     fdb = _ops(bridge, ns, AddFdb)
     assert [(op.mac, str(op.dst)) for op in fdb] == [("0a:58:ac:10:01:00", "192.168.0.11"),
                                                      ("0a:58:ac:10:02:00", "192.168.0.12")]
-    assert str(fdb[0]) == ("bridge -n nl-tl-c1-node-1 fdb append 0a:58:ac:10:01:00 dev vxlan.100 "
+    assert str(fdb[0]) == ("bridge -n nl-tl.c1.node-1 fdb append 0a:58:ac:10:01:00 dev vxlan.100 "
                            "dst 192.168.0.11 self permanent")
     neigh = _ops(bridge, ns, AddNeigh)
     assert [(str(op.ip), op.mac) for op in neigh] == [("172.16.1.0", "0a:58:ac:10:01:00"),
                                                       ("172.16.2.0", "0a:58:ac:10:02:00")]
-    assert str(neigh[0]) == ("ip -n nl-tl-c1-node-1 neigh replace 172.16.1.0 lladdr 0a:58:ac:10:01:00 "
+    assert str(neigh[0]) == ("ip -n nl-tl.c1.node-1 neigh replace 172.16.1.0 lladdr 0a:58:ac:10:01:00 "
                              "dev vxlan.100 nud permanent")
     routes = [op for op in _ops(bridge, ns, AddRoute) if op.dev == "vxlan.100"]
     assert [(op.destination, op.via, op.onlink) for op in routes] == [

@@ -1,11 +1,14 @@
-"""``netlab kube-proxy render|trace`` through click's CliRunner (no root needed)."""
+"""``netlab kube-proxy render|trace`` through netlab's own entry point, in process (no root
+needed): exit codes and error lines are the ones users see."""
 
 import json
 
 import pytest
+from dataclasses import dataclass
+
 from click.testing import CliRunner
 
-from netlab.cli_kubeproxy import kube_proxy
+from netlab.cli import run as netlab_run
 
 MANIFEST = """\
 apiVersion: v1
@@ -46,8 +49,21 @@ def manifest(tmp_path):
     return str(path)
 
 
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
 def run(*args):
-    return CliRunner().invoke(kube_proxy, list(args))
+    with CliRunner().isolation() as (out, err, _):
+        code = netlab_run(["kube-proxy", *args])
+        return Result(code, out.getvalue().decode(), err.getvalue().decode())
 
 
 def test_render_iptables(manifest):
@@ -117,7 +133,7 @@ def test_config_file_sets_mode_and_hostname(manifest, tmp_path):
 def test_bad_options_exit_2_with_one_line(manifest, args, message):
     result = run("render", *args, manifest)
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines() == [f"netlab kube-proxy: {message}"]
+    assert result.stderr.strip().splitlines() == [f"netlab: error: {message}"]
     assert "Traceback" not in result.output
 
 
@@ -127,8 +143,7 @@ def test_bad_manifest_names_file_line_object_and_field(tmp_path):
     result = run("render", *COMMON, str(path))
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith(f"netlab kube-proxy: {path}:10: Service ns1/svc1: spec.ports[0].port")
-    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert line.startswith(f"netlab: error: {path}:10: Service ns1/svc1: spec.ports[0].port")
 
 
 def test_missing_file_and_bad_trace_address(manifest):

@@ -7,7 +7,7 @@ import pytest
 from netlab.errors import ManifestError, UserError
 from netlab.kubeproxy.config import load_config, node_env, parse_config
 from netlab.kubeproxy.manifests import load_manifest_text, load_manifests
-from netlab.kubeproxy.yamlsrc import load_documents
+from netlab.yamlsrc import document
 
 SERVICE = dedent("""\
     apiVersion: v1
@@ -132,7 +132,7 @@ HEAD = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfigurati
 
 
 def config(body: str):
-    return parse_config(load_documents(HEAD + body, "c.yaml")[0], "c.yaml")
+    return parse_config(document(HEAD + body, "c.yaml", error=ManifestError), "c.yaml")
 
 
 def config_error(body: str) -> str:

@@ -1,87 +1,17 @@
-"""YAML with line numbers, and a small field reader that reports errors precisely.
+"""A small field reader for manifests that reports errors precisely.
 
-``load_documents`` returns plain dicts/lists (``MarkedDict``/``MarkedList``) that remember
-the line of every key and item. ``Fields`` reads typed values out of them and raises
+``netlab.yamlsrc`` reads the YAML into ``MarkedDict``/``MarkedList``, which remember the
+line of every key and item. ``Fields`` reads typed values out of them and raises
 ``ManifestError`` naming the file, line, object (``Service ns/name``) and field path,
 and saying what would have been valid.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
 from netlab.errors import ManifestError
-
-
-class MarkedDict(dict):
-    line: int = 0
-    key_lines: dict
-
-    def line_of(self, key: str) -> int:
-        return self.key_lines.get(key, self.line)
-
-
-class MarkedList(list):
-    line: int = 0
-    item_lines: list
-
-    def line_of(self, index: int) -> int:
-        return self.item_lines[index] if index < len(self.item_lines) else self.line
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> MarkedDict:
-    loader.flatten_mapping(node)
-    out = MarkedDict()
-    out.line = node.start_mark.line + 1
-    out.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            out[key] = loader.construct_object(value_node, deep=True)
-        except TypeError as exc:  # unhashable key
-            raise yaml.constructor.ConstructorError(
-                None, None, f"invalid mapping key: {exc}", key_node.start_mark) from exc
-        out.key_lines[key] = key_node.start_mark.line + 1
-    return out
-
-
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> MarkedList:
-    out = MarkedList(loader.construct_object(child, deep=True) for child in node.value)
-    out.line = node.start_mark.line + 1
-    out.item_lines = [child.start_mark.line + 1 for child in node.value]
-    return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-
-
-def load_documents(text: str, file: str) -> list[Any]:
-    """All YAML documents of ``text`` (empty documents dropped)."""
-    try:
-        return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ManifestError(f"not valid YAML: {problem}", file=file, line=line) from None
-
-
-def read_text(path: str | Path) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ManifestError(f"cannot read file: {exc.strerror}", file=str(path)) from None
-    except UnicodeDecodeError:
-        raise ManifestError("cannot read file: not UTF-8 text", file=str(path)) from None
-
+from netlab.yamlsrc import MarkedDict, MarkedList
 
 _MISSING = object()
 
@@ -110,6 +40,13 @@ class Fields:
 
     def get(self, obj: Any, key: str, path: str, kind: type | tuple, default: Any = _MISSING):
         """``obj[key]`` checked to be ``kind``; ``default`` when absent (or an error)."""
+        if obj.__class__ is MarkedDict:  # the common cases, checked in the fewest steps
+            value = obj.get(key)
+            if value.__class__ is kind or (value.__class__ is MarkedDict and kind is dict) \
+                    or (value.__class__ is MarkedList and kind is list):
+                return value
+            if value is None and default is not _MISSING:
+                return default
         if not isinstance(obj, dict):
             raise self.error(f"must be a mapping, not {_type_name(obj)}", obj, key, path)
         if key not in obj or obj[key] is None:
@@ -125,10 +62,7 @@ class Fields:
     def mapping(self, obj: Any, key: str, path: str) -> MarkedDict:
         value = self.get(obj, key, path, dict, None)
         if value is None:
-            empty = MarkedDict()
-            empty.line = obj.line_of(key) if isinstance(obj, MarkedDict) else 0
-            empty.key_lines = {}
-            return empty
+            return MarkedDict(line=obj.line_of(key) if isinstance(obj, MarkedDict) else 0)
         return value
 
     def items(self, obj: Any, key: str, path: str) -> Iterable[tuple[int, Any, MarkedList]]:
