@@ -7,8 +7,8 @@ than the MTU), or silence. `classify` turns it into one of five outcomes:
 
 - `reach`: the server answered.
 - `refused`: the target itself answered that nothing listens there (a TCP RST, or ICMP port
-  unreachable from the target's address or from one of the pods behind it). Not the
-  network's doing: the lab serves no such port.
+  unreachable from the target's address or from one of the pods behind it), or, for HTTPS,
+  with a certificate the check does not accept. Not the network's doing.
 - `rejected`: a rule on the way answered on the target's behalf: ICMP administratively
   prohibited, or a RST or port unreachable where the lab says a rule rejects (kube-proxy's
   REJECT for a Service without endpoints; IPVS answers from the ClusterIP itself, so only
@@ -45,7 +45,7 @@ _NOT_LISTENING = {2, 3}
 class Evidence:
     """The one thing a probe ended with."""
 
-    kind: str  # answer | rst | icmp | local | silence
+    kind: str  # answer | rst | icmp | local | tls | silence
     sender: IPv4Address | None = None  # who sent the RST or ICMP error
     code: int | None = None  # ICMP code
     errno: int | None = None  # local: the sender's own error
@@ -66,6 +66,8 @@ def classify(ev: Evidence, target: set[IPv4Address], rule_rejects: bool,
         return "reach", "answered"
     if ev.kind == "silence":
         return "dropped", ev.note or "no answer"
+    if ev.kind == "tls":  # the server answered, but not with a certificate the check accepts
+        return "refused", f"TLS: {ev.note}"
     if ev.kind == "rst":
         who = name(ev.sender) if ev.sender else "the target"
         if rule_rejects:

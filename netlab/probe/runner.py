@@ -320,8 +320,7 @@ class Runner:
                 sock=sock, ssl=tls, server_hostname=host if tls else None), self.patience)
         except ssl.SSLError as e:
             sock.close()
-            result.problems.append(f"connected, but TLS failed: {e.reason or e}")
-            return Evidence("answer")
+            return Evidence("tls", sender=spec.dst_ip, note=str(e.reason or e))
         except (TimeoutError, OSError) as e:
             sock.close()
             result.problems.append(f"connected, but TLS failed: {e}")

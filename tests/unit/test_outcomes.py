@@ -59,3 +59,8 @@ def test_blocked_means_the_network_refused_not_the_target():
     assert not satisfies("refused", "blocked")  # nothing listens: not the network's doing
     assert not satisfies("reach", "blocked")
     assert satisfies("refused", "refused") and not satisfies("dropped", "rejected")
+
+
+def test_a_tls_failure_is_the_server_refusing_not_the_network():
+    ev = Evidence("tls", sender=POD, note="CERTIFICATE_VERIFY_FAILED")
+    assert classify(ev, {POD}, False, name) == ("refused", "TLS: CERTIFICATE_VERIFY_FAILED")
