@@ -67,9 +67,9 @@ def judged(lab: Lab, specs: list[CheckSpec]) -> list[CheckSpec]:
         if v is None or v.allowed:
             out.append(spec)
             continue
-        out.append(replace(spec, name=f"{spec.name} [{v.why}]", expect="blocked", blocked_by="drop",
-                           expect_source=None, expect_backend=None, allowed_backends=(), spread=None,
-                           allowed_sources=(), expect_encap=None))
+        out.append(replace(spec, expect="dropped", why=v.why, expect_source=None, expect_backend=None,
+                           allowed_backends=(), spread=None, allowed_sources=(), hairpin=None,
+                           expect_encap=None))
     return out
 
 
@@ -131,10 +131,9 @@ def checks(lab: Lab) -> list[CheckSpec]:
                     target = f"{c.name}/{pod.name}" + (f":{port}" if port else "")
                     verdict = "admitted" if v.allowed else "blocked"
                     out.append(CheckSpec(
-                        name=f"security group: {name} → {target} {proto} {verdict} [{v.why}]",
+                        name=f"security group: {name} → {target} {proto} {verdict}", why=v.why,
                         src=name, src_netns=netns, src_ip=ip, dst=f"{c.name}/{pod.name}", dst_ip=pod.ip,
-                        port=port, proto=proto, expect="reach" if v.allowed else "blocked",
-                        blocked_by=None if v.allowed else "drop",
+                        port=port, proto=proto, expect="reach" if v.allowed else "dropped", cluster=c.name,
                         expect_source=ip if v.allowed else None,
                         expect_backend=f"{c.name}/{pod.name}" if v.allowed and proto != "icmp" else None))
     return out

@@ -217,7 +217,10 @@ def died(hops: list[dict], reached: bool) -> dict | None:
         if hop["kind"] == "netns" and hop["fate"] == "dropped":
             rule = hop["dropped_by"]
             route = hop.get("route") or {}
-            if rule:
+            if route.get("error") and rule and (rule["table"], rule["chain"]) == ("netlab", "no-route"):
+                # the VPC router's own answer for what it cannot route (netlab.cloud.vpc)
+                reason = f"no route to {route['dst']} ({route['error']}; the router answers ICMP net unreachable)"
+            elif rule:
                 reason = f"{rule['family']} {rule['table']} {rule['chain']}: {rule['rule']} ({rule['verdict']})"
             elif route.get("error"):
                 reason = f"no route to {route['dst']} ({route['error']})"

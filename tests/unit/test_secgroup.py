@@ -103,14 +103,15 @@ def test_the_matrix_expects_what_the_groups_refuse():
     lab = lab_of()
     specs = checks_mod.matrix(lab)
     into_guarded = [s for s in specs if s.dst == "c1/guarded" and s.name.startswith("pod→pod")]
-    assert into_guarded and all(s.expect == "blocked" and s.blocked_by == "drop" for s in into_guarded)
-    assert all("no inbound rule of guarded admits tcp/8080" in s.name for s in into_guarded)
-    sg = {s.name.split(" [")[0]: s for s in specs if s.name.startswith("security group:")}
+    assert into_guarded and all(s.expect == "dropped" for s in into_guarded)
+    assert all("no inbound rule of guarded admits tcp/8080" in s.why for s in into_guarded)
+    sg = {s.name: s for s in specs if s.name.startswith("security group:")}
     assert {n: s.expect for n, s in sg.items()} == {
         "security group: ecs-1 → c1/guarded:8080 tcp admitted": "reach",
-        "security group: ecs-1 → c1/guarded:9090 tcp blocked": "blocked",
-        "security group: c1/web-0 → c1/guarded:8080 tcp blocked": "blocked",
-        "security group: c1/web-0 → c1/guarded:9090 tcp blocked": "blocked"}
+        "security group: ecs-1 → c1/guarded:9090 tcp blocked": "dropped",
+        "security group: c1/web-0 → c1/guarded:8080 tcp blocked": "dropped",
+        "security group: c1/web-0 → c1/guarded:9090 tcp blocked": "dropped"}
+    assert all(s.why for s in sg.values())
     # A node reaches its own pods over their veths: no group on that path.
     assert secgroup_checks._local_path(lab, NODE1, WEB0) and not secgroup_checks._local_path(lab, NODE1, WEB1)
 
@@ -127,5 +128,5 @@ eips:
 """)
     lab = lab_of(text)
     (spec,) = [s for s in checks_mod.matrix(lab) if s.name.startswith("internet→pod EIP")]
-    assert spec.dst_ip == ip_address("198.51.100.10") and spec.expect == "blocked"
-    assert "no inbound rule of c1-cce-eni admits tcp/8080 from 203.0.113.10" in spec.name
+    assert spec.dst_ip == ip_address("198.51.100.10") and spec.expect == "dropped"
+    assert "no inbound rule of c1-cce-eni admits tcp/8080 from 203.0.113.10" in spec.why
