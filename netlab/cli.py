@@ -659,7 +659,7 @@ def listener(lab: str, target: str, action: str) -> None:
     """
     from netlab.apply import processes
     from netlab.apply.state import StateDir
-    from netlab.probe import agent
+    from netlab.probe import listeners as agent
 
     _require_root("listener")
     resolved = _read_lab(lab)

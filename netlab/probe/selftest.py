@@ -20,7 +20,7 @@ from pathlib import Path
 from netlab.apply import processes
 from netlab.apply.state import StateDir
 from netlab.lab.model import Lab
-from netlab.probe.agent import STOPPED_FILE, Listener, key, listeners
+from netlab.probe.listeners import STOPPED_FILE, Listener, key, listeners
 from netlab.probe.runner import CONCURRENCY, PROBE_LINE, Namespaces, read_all
 
 SHOWN = 5  # problems listed by name; the rest are counted

@@ -16,7 +16,7 @@ from netlab.lab.model import Lab
 from netlab.plan import ops
 from netlab.plan.planner import build
 from netlab.probe import checks
-from netlab.probe.agent import listeners
+from netlab.probe.listeners import listeners
 from netlab.probe.edge_checks import edge_matrix
 from netlab.scenario import loader
 from tests.helpers import load_text
