@@ -787,11 +787,15 @@ def demo(keep: bool, as_json: bool) -> None:
 
 
 def _register_groups() -> None:
+    from netlab.cli_course import course
+    from netlab.cli_kube import eip, get, patch
     from netlab.cli_kubeproxy import kube_proxy
     from netlab.cli_sg import sg
 
     cli.add_command(kube_proxy)
     cli.add_command(sg)
+    for command in (course, get, patch, eip):
+        cli.add_command(command)
 
 
 _register_groups()

@@ -26,9 +26,10 @@ from netlab.apply.netlink import Netlink, describe
 from netlab.apply.state import StateDir, list_labs
 from netlab.errors import ApplyError, LabStateError, NetlabError
 from netlab.lab.model import Lab
-from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddRule, AddVeth, DelLink, DelNetns,
-                             IpsetRestore, IptablesRestore, IpvsRestore, LoadModule, MoveLink, Netem, NfacctAdd,
-                             NftApply, Op, Plan, SetBridgePort, SetLink, StartProcess, Sysctl)
+from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddRule, AddVeth, DelLink, DelNetns, DelRoute,
+                             DelRule, IpsetRestore, IptablesRestore, IpvsRestore, LoadModule, MoveLink, Netem,
+                             NfacctAdd, NftApply, Op, Plan, ReloadProcess, SetBridgePort, SetLink, StartProcess,
+                             Sysctl)
 from netlab.probe import listeners
 
 IPV4_ONLY = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
@@ -57,7 +58,10 @@ HANDLERS: dict[type, Callable[[Context, Op], None]] = {
     AddAddress: lambda ctx, op: ctx.nl.add_address(op),
     AddRoute: lambda ctx, op: ctx.nl.add_route(op),
     AddRule: lambda ctx, op: ctx.nl.add_rule(op),
+    DelRoute: lambda ctx, op: ctx.nl.del_route(op),
+    DelRule: lambda ctx, op: ctx.nl.del_rule(op),
     StartProcess: lambda ctx, op: processes.start(ctx.state, op),
+    ReloadProcess: lambda ctx, op: processes.reload_process(ctx.state, op),
     IptablesRestore: lambda ctx, op: netfilter.iptables_restore(op),
     NftApply: lambda ctx, op: netfilter.nft_apply(op),
     IpsetRestore: lambda ctx, op: netfilter.ipset_restore(op),

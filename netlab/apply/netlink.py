@@ -17,8 +17,8 @@ from pyroute2.netlink.rtnl.ifinfmsg.plugins.ipvlan import ipvlan as _ipvlan_nla
 
 from netlab import linux
 from netlab.errors import ApplyError
-from netlab.plan.ops import (AddAddress, AddLink, AddRoute, AddRule, AddVeth, DelLink, MoveLink, SetBridgePort,
-                             SetLink)
+from netlab.plan.ops import (AddAddress, AddLink, AddRoute, AddRule, AddVeth, DelLink, DelRoute, DelRule, MoveLink,
+                             SetBridgePort, SetLink)
 
 RT_SCOPE_LINK = 253
 RTNH_F_ONLINK = 4
@@ -144,6 +144,8 @@ class Netlink:
             kwargs["master"] = self.index(op.netns, op.master)
         if op.address:
             kwargs["address"] = op.address
+        if op.mtu:
+            kwargs["mtu"] = op.mtu
         index = self.index(op.netns, op.ifname)
         if op.name:
             kwargs["ifname"] = op.name  # the kernel renames before it brings the device up
@@ -174,7 +176,20 @@ class Netlink:
             kwargs["table"] = op.table
         self.ipr(op.netns).route("add", **kwargs)
 
+    def del_route(self, op: DelRoute) -> None:
+        kwargs: dict = {"dst": str(op.destination)}
+        if op.table is not None:
+            kwargs["table"] = op.table
+        self.ipr(op.netns).route("del", **kwargs)
+
     def add_rule(self, op: AddRule) -> None:
+        self.ipr(op.netns).rule("add", **self._rule_args(op))
+
+    def del_rule(self, op: DelRule) -> None:
+        self.ipr(op.netns).rule("del", **self._rule_args(op))
+
+    @staticmethod
+    def _rule_args(op: AddRule) -> dict:
         kwargs: dict = {"priority": op.priority, "table": op.table}
         if op.src is not None:
             kwargs.update(src=str(op.src.network_address), src_len=op.src.prefixlen)
@@ -186,7 +201,7 @@ class Netlink:
             kwargs["ip_proto"] = socket.getprotobyname(op.ipproto)
         if op.dport is not None:
             kwargs["dport_range"] = f"{op.dport}:{op.dport}"
-        self.ipr(op.netns).rule("add", **kwargs)
+        return kwargs
 
     # -- reading --------------------------------------------------------------
     def addresses(self, netns: str) -> list[tuple[str, IPv4Interface]]:

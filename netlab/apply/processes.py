@@ -27,7 +27,7 @@ from pathlib import Path
 from netlab import linux
 from netlab.apply.state import StateDir
 from netlab.errors import ApplyError, UserError
-from netlab.plan.ops import StartProcess
+from netlab.plan.ops import ReloadProcess, StartProcess
 
 # Programs of netlab itself, run with the interpreter netlab runs under.
 PROGRAMS = {"netlab-agent": [sys.executable, "-m", "netlab.probe.agent"],
@@ -288,3 +288,45 @@ def reload(state: StateDir, name: str, *, ready_file: str = "agent.ready", timeo
         if time.monotonic() > deadline or pid_of(pidfile) is None:
             raise ApplyError(f"{name} did not reload: {tail(state.logfile(name))}")
         time.sleep(0.01)
+
+
+def children(pid: int) -> set[int]:
+    """The live child processes of `pid` (its threads' children)."""
+    out: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            out |= {int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()}
+        except (OSError, ValueError):
+            continue
+    return {c for c in out if is_alive(c)}
+
+
+def reload_process(state: StateDir, op: ReloadProcess, *, timeout: float = 10.0) -> None:
+    """SIGHUP a lab process so that it re-reads its configuration; with `wait="workers"`
+    (nginx), return once every worker of the old configuration has exited and new ones run:
+    a connection made afterwards meets the new configuration."""
+    pidfile = state.pidfile(op.name)
+    entry = _read_pidfile(pidfile)
+    fd = open_checked(entry[0], lambda p: pid_of(pidfile) == p) if entry else None
+    if fd is None:
+        raise ApplyError(f"{op.name} is not running (see {state.logfile(op.name)})")
+    pid = entry[0]
+    old = children(pid) if op.wait == "workers" else set()
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGHUP)
+    finally:
+        os.close(fd)
+    if op.wait != "workers":
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        now = children(pid)
+        if now and not now & old:
+            return
+        if time.monotonic() > deadline or pid_of(pidfile) is None:
+            raise ApplyError(f"{op.name} did not take its new configuration: {tail(state.logfile(op.name))}")
+        time.sleep(0.02)

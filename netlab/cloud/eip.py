@@ -29,13 +29,17 @@ from netlab.cloud.internet import IGW_INET_IF, igw_of
 from netlab.cloud.vpc import DEFAULT
 from netlab.lab import ipam
 from netlab.lab.model import EipInfo, IgwInfo, Lab
-from netlab.plan.ops import AddRoute, AddRule, NftApply, Op
+from netlab.plan.ops import AddRoute, AddRule, DelRoute, DelRule, NftApply, Op
 from netlab.scenario.types import Address, Strict
 
 EIP_TABLE = 100  # the VPC router's routing table for EIP-bound ports
 RULE_MAIN_FIRST, RULE_EIP = 1000, 1100
 MAIN_TABLE = 254
 TABLE = "netlab-eip"
+
+
+class EipError(ValueError):
+    pass
 
 
 class Eip(Strict):
@@ -91,7 +95,10 @@ class EipObject(CloudObject):
             path = ("eips", i)
             if spec.bind.startswith("elb/"):
                 continue  # bound by the ELB object (netlab.cloud.elb), which resolves after this one
-            kind, private, vpc = _port(lab, spec.bind, path + ("bind",), ctx)
+            try:
+                kind, private, vpc = port_of(lab, spec.bind)
+            except EipError as e:
+                raise ctx.error(path + ("bind",), str(e)) from None
             if spec.bind in bound:
                 raise ctx.error(path + ("bind",), f"{spec.bind} already has an EIP (line "
                                                   f"{ctx.source.line(('eips', bound[spec.bind]))}); a port takes one")
@@ -154,33 +161,75 @@ def ruleset(lab: Lab, igw: IgwInfo) -> str:
     return "\n".join(out) + "\n"
 
 
-def _port(lab: Lab, ref: str, path: tuple, ctx) -> tuple[str, IPv4Address, str]:
-    """(kind, private address, VPC) of the port an EIP binds to."""
+def port_of(lab: Lab, ref: str) -> tuple[str, IPv4Address, str]:
+    """(kind, private address, VPC) of the port an EIP binds to; EipError if none."""
     if ref.startswith("natgw/"):
-        raise ctx.error(path, "a NAT gateway's EIPs are listed in its own entry (nat_gateways[].eips)")
+        raise EipError("a NAT gateway's EIPs are listed in its own entry (nat_gateways[].eips)")
     if "/" in ref:
         cluster_name, _, name = ref.partition("/")
         cluster = next((c for c in lab.clusters if c.name == cluster_name), None)
         if cluster is None:
-            raise ctx.error(path, f"unknown cluster '{cluster_name}'; clusters: "
+            raise EipError(f"unknown cluster '{cluster_name}'; clusters: "
                                   + (", ".join(c.name for c in lab.clusters) or "(none)"))
         node = next((n for n in cluster.nodes if n.name == name), None)
         if node is not None:
             return "node", node.eth0.ip, lab.vpc_of_subnet(node.eth0.subnet).name
         pod = next((p for p in cluster.pods if p.name == name), None)
         if pod is None:
-            raise ctx.error(path, f"cluster '{cluster_name}' has no node or pod '{name}'")
+            raise EipError(f"cluster '{cluster_name}' has no node or pod '{name}'")
         if cluster.model != "eni":
-            raise ctx.error(path, f"an EIP binds to a pod only in the eni model (Cloud Native Network 2.0); "
+            raise EipError(f"an EIP binds to a pod only in the eni model (Cloud Native Network 2.0); "
                                   f"pods of cluster '{cluster_name}' (model {cluster.model}) leave as their "
                                   f"node: bind the EIP to {cluster_name}/{pod.node}")
         node = cluster.node(pod.node)
         return "pod", pod.ip, lab.vpc_of_subnet(node.eth0.subnet).name
     host = next((h for h in lab.hosts if h.name == ref), None)
     if host is None:
-        raise ctx.error(path, f"unknown object '{ref}'; an EIP binds to a node (CLUSTER/NODE), a VPC host "
+        raise EipError(f"unknown object '{ref}'; an EIP binds to a node (CLUSTER/NODE), a VPC host "
                               f"({', '.join(h.name for h in lab.hosts) or 'none'}) or a pod of an eni cluster")
     return "host", host.eth0.ip, lab.vpc_of_subnet(host.eth0.subnet).name
+
+
+def change(lab: Lab, ip: IPv4Address, bind: str) -> tuple[Lab, EipInfo, list[Op]]:
+    """A running lab with EIP `ip` bound to another port (`netlab eip LAB EIP bind OBJECT`,
+    as the console's unbind and bind): the lab after the change, the EIP, and the ops —
+    the internet's route to it (when it moves to another VPC), each VPC router's policy
+    rules for its EIP-bound ports, each affected gateway's 1:1 NAT table re-rendered whole."""
+    old = next((e for e in lab.eips if e.ip == ip), None)
+    if old is None:
+        raise EipError(f"lab {lab.name} has no EIP {ip}; EIPs: "
+                       + (", ".join(f"{e.ip} ({e.bind})" for e in lab.eips) or "none"))
+    if old.kind in ("natgw", "elb"):
+        raise EipError(f"EIP {ip} belongs to {old.bind}; bind another EIP")
+    kind, private, vpc = port_of(lab, bind)
+    if kind == "elb":
+        raise EipError(f"{bind}: bind an ELB's EIP in the scenario (eips[].bind: elb/NAME)")
+    holder = next((e for e in lab.eips if e.bind == bind and e.ip != ip), None)
+    if holder is not None:
+        raise EipError(f"{bind} already has EIP {holder.ip}; a port takes one")
+    new = old.model_copy(update={"bind": bind, "kind": kind, "private": private, "vpc": vpc})
+    new_lab = lab.model_copy(update={"eips": [new if e.ip == ip else e for e in lab.eips]})
+    ops: list[Op] = []
+    host = IPv4Network(f"{ip}/32")
+    if new.vpc != old.vpc:
+        ops += [DelRoute(lab.internet.netns, host),
+                AddRoute(lab.internet.netns, host, via=igw_of(lab, new.vpc).internet_link.address.ip)]
+    for vpc_name in dict.fromkeys((old.vpc, new.vpc)):
+        igw = igw_of(lab, vpc_name)
+        before, after = port_eips(lab, igw), port_eips(new_lab, igw)
+        router = lab.vpc_named(vpc_name).netns
+        if before and not after:
+            ops += [DelRule(router, RULE_MAIN_FIRST, MAIN_TABLE, suppress_prefixlength=0),
+                    DelRoute(router, DEFAULT, table=EIP_TABLE)]
+        if after and not before:
+            ops += [AddRoute(router, DEFAULT, via=igw.vpc_link.address.ip, table=EIP_TABLE),
+                    AddRule(router, RULE_MAIN_FIRST, MAIN_TABLE, suppress_prefixlength=0)]
+        ops += [DelRule(router, RULE_EIP, EIP_TABLE, src=IPv4Network(f"{e.private}/32"))
+                for e in before if e.ip == ip]
+        ops += [AddRule(router, RULE_EIP, EIP_TABLE, src=IPv4Network(f"{e.private}/32"))
+                for e in after if e.ip == ip]
+        ops.append(NftApply(igw.netns, ruleset(new_lab, igw), purpose=f"EIPs of VPC {igw.vpc}: 1:1 NAT"))
+    return new_lab, new, ops
 
 
 OBJECT = EipObject()

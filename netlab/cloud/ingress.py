@@ -32,7 +32,7 @@ from netlab.ingress.nginx import Listen, NginxConfig, Upstream, render
 from netlab.ingress.routes import RouteError, servers
 from netlab.lab.model import ClusterInfo, ElbInfo, IngressInfo, Lab, ListenerInfo, MemberInfo, PodInfo, PoolInfo
 from netlab.lab.services import selected, target_port
-from netlab.plan.ops import Op, StartProcess, WriteFile
+from netlab.plan.ops import Op, ReloadProcess, StartProcess, WriteFile
 from netlab.scenario.types import Ingress, IngressBackend
 
 INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"  # before ingressClassName (clusters ≤ 1.21)
@@ -114,7 +114,7 @@ def _resolve_one(lab: Lab, cluster: ClusterInfo, ing: Ingress, ctx, path) -> Ing
     return IngressInfo(spec=ing, ingress_class="cce", elb=elb.name, port=port, tls=tls)
 
 
-def _all_backends(ing: Ingress) -> list[tuple[tuple, IngressBackend]]:
+def all_backends(ing: Ingress) -> list[tuple[tuple, IngressBackend]]:
     out = []
     if ing.spec.defaultBackend is not None:
         out.append((("spec", "defaultBackend"), ing.spec.defaultBackend))
@@ -127,7 +127,7 @@ def _all_backends(ing: Ingress) -> list[tuple[tuple, IngressBackend]]:
 def _backends(cluster: ClusterInfo, ing: Ingress, path, ctx, *, node_port: bool) -> list:
     """(Service, port index) of every backend, as the API server and the controller check them."""
     out = []
-    for where, backend in _all_backends(ing):
+    for where, backend in all_backends(ing):
         svc, index, problem = backend_service(cluster, backend, ing.metadata.namespace)
         if problem:
             raise ctx.error(path + where + ("service",), problem)
@@ -250,6 +250,27 @@ def _nginx_ops(netns: str, name: str, cfg: NginxConfig, secrets: dict, lab: Lab)
     rel = cfg.pid_file.removeprefix(str(paths.lab_dir(lab.name)) + "/")
     ops.append(StartProcess(netns, name=name, argv=("nginx", "-c", f"{cfg.run_dir}/nginx.conf", "-p", cfg.run_dir),
                             ready_file=rel))
+    return ops
+
+
+def reload_ops(lab: Lab, cluster: ClusterInfo, info: IngressInfo) -> list[Op]:
+    """What serves one Ingress, told about its new rules (`netlab patch`): the nginx
+    configuration rewritten whole, nginx reloaded (its old workers gone before this
+    returns), and the health checker (which re-renders layer 7 when a member changes
+    state) re-reading the lab."""
+    ops: list[Op] = []
+    if info.ingress_class == "cce":
+        elb = lab.elb(info.elb)
+        cfg, _ = elb_config(lab, elb)
+        ops += [WriteFile(elb.netns, f"{cfg.run_dir}/nginx.conf", render(cfg)),
+                ReloadProcess(elb.netns, nginx_name(elb.ref), wait="workers")]
+    else:
+        for pod in addon.controller_pods(cluster):
+            cfg, _ = controller_config(lab, cluster, pod)
+            ops += [WriteFile(pod.netns, f"{cfg.run_dir}/nginx.conf", render(cfg)),
+                    ReloadProcess(pod.netns, nginx_name(f"{cluster.name}/{pod.name}"), wait="workers")]
+    if any(p.health for e in lab.elbs for p in e.pools):
+        ops.append(ReloadProcess(lab.elbs[0].netns, elb_mod.HEALTHCHECK))
     return ops
 
 

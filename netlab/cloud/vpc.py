@@ -20,7 +20,7 @@ from ipaddress import IPv4Network
 
 from netlab.cloud.base import CloudObject
 from netlab.lab.model import Attachment, Lab, VpcRoute
-from netlab.plan.ops import AddAddress, AddLink, AddNetns, AddRoute, AddVeth, NftApply, Op, SetLink, Sysctl
+from netlab.plan.ops import AddAddress, AddLink, AddNetns, AddRoute, AddVeth, DelRoute, NftApply, Op, SetLink, Sysctl
 
 DEFAULT = IPv4Network("0.0.0.0/0")
 
@@ -100,6 +100,36 @@ def route_entries(s, lab: Lab, ctx) -> None:
                                                          f"(for {clash.owner})")
             vpc.routes.append(VpcRoute(destination=entry.destination, nexthop=nexthop,
                                        owner=owner, target=entry.nexthop))
+
+
+class RouteError(ValueError):
+    pass
+
+
+def change_route(lab: Lab, vpc_name: str, *, remove: IPv4Network | None = None,
+                 add: VpcRoute | None = None) -> tuple[Lab, list[Op]]:
+    """A running lab with one route of a VPC's route table removed and/or one added (as the
+    console edits a route table, within its quota), and the ops on the VPC router."""
+    vpc = next((v for v in lab.vpcs if v.name == vpc_name), None)
+    if vpc is None:
+        raise RouteError(f"lab {lab.name} has no VPC '{vpc_name}'; VPCs: {', '.join(v.name for v in lab.vpcs)}")
+    routes, ops = list(vpc.routes), []
+    if remove is not None:
+        gone = next((r for r in routes if r.destination == remove), None)
+        if gone is None:
+            raise RouteError(f"VPC '{vpc.name}' has no route to {remove}; its routes: "
+                             + (", ".join(str(r.destination) for r in routes) or "none"))
+        routes.remove(gone)
+        ops.append(DelRoute(vpc.netns, remove))
+    if add is not None:
+        if any(r.destination == add.destination for r in routes):
+            raise RouteError(f"VPC '{vpc.name}' already routes {add.destination}")
+        if len(routes) >= vpc.route_quota:
+            raise RouteError(f"VPC '{vpc.name}' route table is at its quota ({vpc.route_quota} routes)")
+        routes.append(add)
+        ops.append(AddRoute(vpc.netns, add.destination, via=add.nexthop))
+    new_vpc = vpc.model_copy(update={"routes": routes})
+    return lab.model_copy(update={"vpcs": [new_vpc if v.name == vpc.name else v for v in lab.vpcs]}), ops
 
 
 class Vpc(CloudObject):

@@ -142,13 +142,16 @@ class SetLink(Op):
     address: str | None = None  # a MAC address to set
     name: str | None = None  # rename the (down) device to this first, as `ip link set DEV name NAME`
     hairpin: bool = False  # bridge port: frames may leave by the port they came in on
+    mtu: int | None = None  # change the device's MTU
 
     def __str__(self) -> str:
         name = f" name {self.name}" if self.name else ""
         master = f" master {self.master}" if self.master else ""
         address = f" address {self.address}" if self.address else ""
+        mtu = f" mtu {self.mtu}" if self.mtu else ""
         hairpin = " type bridge_slave hairpin on" if self.hairpin else ""
-        return f"ip -n {self.netns} link set {self.ifname}{name}{master}{address} {'up' if self.up else 'down'}{hairpin}"
+        return (f"ip -n {self.netns} link set {self.ifname}{name}{master}{address}{mtu} "
+                f"{'up' if self.up else 'down'}{hairpin}")
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,19 @@ class AddRoute(Op):
 
 
 @dataclass(frozen=True)
+class DelRoute(Op):
+    """Remove a route: `ip route del DEST [table T]` (the first route to DEST in that table)."""
+
+    destination: IPv4Network
+    table: int | None = None
+
+    def __str__(self) -> str:
+        dst = "default" if self.destination.prefixlen == 0 else str(self.destination)
+        table = f" table {self.table}" if self.table is not None else ""
+        return f"ip -n {self.netns} route del {dst}{table}"
+
+
+@dataclass(frozen=True)
 class AddRule(Op):
     """A policy-routing rule: `ip rule add priority P [from SRC] [to DST] [ipproto PROTO]
     [dport PORT] lookup TABLE [suppress_prefixlength N]`."""
@@ -218,6 +234,14 @@ class AddRule(Op):
 
 
 @dataclass(frozen=True)
+class DelRule(AddRule):
+    """Remove the policy-routing rule that matches exactly these selectors: `ip rule del ...`."""
+
+    def __str__(self) -> str:
+        return super().__str__().replace(" rule add ", " rule del ", 1)
+
+
+@dataclass(frozen=True)
 class StartProcess(Op):
     """A long-running process started inside a lab namespace, tracked by its pidfile."""
 
@@ -228,6 +252,19 @@ class StartProcess(Op):
 
     def __str__(self) -> str:
         return f"ip netns exec {self.netns} {' '.join(self.argv)} &  # {self.name}"
+
+
+@dataclass(frozen=True)
+class ReloadProcess(Op):
+    """Tell a running lab process to re-read its configuration (SIGHUP). `wait`: how to know
+    it did — "workers" (nginx: every worker process of the old configuration is gone and new
+    ones serve), or "" (no wait: a process that re-reads in the background)."""
+
+    name: str
+    wait: str = ""
+
+    def __str__(self) -> str:
+        return f"kill -HUP $(cat pids/{self.name}.pid)  # {self.name} re-reads its configuration"
 
 
 @dataclass(frozen=True)

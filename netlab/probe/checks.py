@@ -193,7 +193,7 @@ def explicit(lab: Lab) -> list[CheckSpec]:
         proto = c.proto or dst.proto or ("tcp" if dst.port else "icmp")
         web = proto in ("http", "https")
         port = dst.port or ((443 if proto == "https" else 80) if web else None)
-        request = f" {c.host or ''}{c.path or '/'}" if web else ""
+        request = f" {c.host or ''}{c.path or '/'}" if web else (f" {c.size} B DF" if c.size else "")
         # the destination as written; a web check's default port spelled out
         label = f"{c.to}:{port}" if web and ":" not in c.to.rpartition("/")[2] else c.to
         sources = tuple(refs.source_address(lab, s) for s in refs.as_list(c.source))
@@ -206,7 +206,7 @@ def explicit(lab: Lab) -> list[CheckSpec]:
             expect_source=sources[0] if len(sources) == 1 else None,
             allowed_sources=sources if len(sources) > 1 else (),
             target_ips=tuple(dict.fromkeys((dst.ip, dst.target.ip) + tuple(p.ip for p in dst.endpoints))),
-            rule_rejects=service and _rejects_without_endpoints(dst),
+            rule_rejects=service and _rejects_without_endpoints(dst), size=c.size,
             **_explicit_backend(c, dst, proto), **_explicit_sniff(lab, src), **_web(lab, c)))
     return out
 

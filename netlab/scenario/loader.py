@@ -57,7 +57,7 @@ UNIT_HINTS = {"delay": "a duration such as 20ms", "jitter": "a duration such as 
               "loss": "a percentage such as 1%", "rate": "a rate such as 100mbit"}
 
 
-def _describe(err: dict, data: Any) -> str:
+def _describe(err: dict, data: Any, root: Any = None) -> str:
     """One line for a pydantic error: what is wrong and what would be valid. Every error
     type has a phrasing; the last resort is pydantic's own message, still one line."""
     kind = err["type"]
@@ -68,7 +68,7 @@ def _describe(err: dict, data: Any) -> str:
         return (f"'{loc[-1]}' applies to model: {' or '.join(model_of_field(str(loc[-1])))} only, and "
                 f"cluster '{cluster.get('name')}' is model: {cluster.get('model')}; remove it")
     if kind == "extra_forbidden":
-        return f"unknown key '{loc[-1]}'; valid keys: {_valid_keys(loc[:-1], data)}"
+        return f"unknown key '{loc[-1]}'; valid keys: {_valid_keys(loc[:-1], data, root or Scenario)}"
     if loc and loc[-1] == "targetPort" and kind != "missing":
         return f"{_input(err)} is not a port number (1-65535) or a port name (such as http)"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than") and loc:
@@ -150,8 +150,8 @@ def _at(data: Any, loc: tuple) -> Any:
     return data
 
 
-def _valid_keys(loc: tuple, data: Any) -> str:
-    model: Any = Scenario
+def _valid_keys(loc: tuple, data: Any, root: Any) -> str:
+    model: Any = root
     for i, part in enumerate(loc):
         if isinstance(part, int):
             continue
@@ -191,6 +191,16 @@ def load_text(text: str, file: str) -> tuple[Scenario, Source]:
     except ValidationError as e:
         err = _first_error(e, data)
         raise source.error(err["loc"], _describe(err, data)) from None
+
+
+def validate(model: Any, data: Any, source: Source) -> Any:
+    """Plain data → `model` (a pydantic model), or the first error as one line naming the
+    file, line and field, in the words every input file of netlab uses."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = _first_error(e, data)
+        raise source.error(err["loc"], _describe(err, data, model)) from None
 
 
 def _first_error(e: ValidationError, data: Any) -> dict:

@@ -14,7 +14,7 @@ import re
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # A DNS label, as Kubernetes object names are (RFC 1123), kept short enough that
@@ -314,6 +314,15 @@ class Check(Strict):
     backend: str | list[str] | None = Field(
         default=None, description="the pod (or host) that must answer; a list: any of them. Default: "
                                   "the destination itself, or any endpoint of a Service or NodePort")
+    size: int | None = Field(
+        default=None, ge=28, le=65535,
+        description="icmp: the IP packet's total length, sent with DF set (what a path MTU lets through)")
+
+    @model_validator(mode="after")
+    def _size_is_icmp(self) -> Check:
+        if self.size is not None and self.proto != "icmp":
+            raise ValueError("size: needs proto: icmp (a ping of that many bytes, DF set)")
+        return self
 
 
 Duration = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(us|ms|s)$")]
