@@ -46,6 +46,8 @@ class Broken(Strict):
     outcome: str = Field(description="reach, refused, rejected, unreachable or dropped")
     cause: str | None = Field(default=None, description="a piece of the check's cause, e.g. 'net unreachable'")
     why: str | None = Field(default=None, description="a piece of the check's why, e.g. 'no VPC route'")
+    problem: str | None = Field(default=None, description="a piece of what is wrong with an answer, e.g. "
+                                                          "'answered by c1/web-0'")
 
     @model_validator(mode="after")
     def _known(self) -> Broken:

@@ -22,8 +22,23 @@ def specs(exercise: Exercise, lab: Lab) -> list[CheckSpec]:
     from netlab.probe import checks
 
     judged = checks.matrix(lab.model_copy(update={"checks": exercise.checks()}), only="scenario")
-    return [replace(s, name=c.title or s.name, kind="exercise check")
+    return [replace(s, name=c.title or s.name, kind="exercise check", why=_groups(lab, s))
             for s, c in zip(judged, exercise.spec.checks, strict=True)]
+
+
+def _groups(lab: Lab, spec: CheckSpec) -> str:
+    """The check's why, led by the security group that refuses its flow, if one does (the
+    groups judge the address an EIP is bound to)."""
+    from netlab.cloud import secgroup
+
+    dst = next((e.private for e in lab.eips if e.ip == spec.dst_ip and e.private is not None), spec.dst_ip)
+    proto = "tcp" if spec.proto in ("syn", "http", "https") else spec.proto
+    if any(dst in c.service_cidr for c in lab.clusters):
+        return spec.why
+    verdict = secgroup.verdict(lab, spec.src_ip, dst, proto, spec.port)
+    if verdict is None or verdict.allowed:
+        return spec.why
+    return f"{verdict.why}; {spec.why}" if spec.why else verdict.why
 
 
 def run(exercise: Exercise, lab: Lab, timeout: float | None = None) -> tuple[list[str], list]:
@@ -60,4 +75,6 @@ def as_intended(broken: Broken | None, result) -> list[str]:
         out.append(f"{result.spec.name}: cause {result.cause!r} does not say {broken.cause!r}")
     if broken.why and broken.why not in result.spec.why:
         out.append(f"{result.spec.name}: why {result.spec.why!r} does not say {broken.why!r}")
+    if broken.problem and not any(broken.problem in p for p in result.problems):
+        out.append(f"{result.spec.name}: problems {result.problems} do not say {broken.problem!r}")
     return out
