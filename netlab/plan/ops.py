@@ -131,7 +131,7 @@ class AddVeth(Op):
 
     def __str__(self) -> str:
         return (f"ip -n {self.netns} link add {self.ifname} mtu {self.mtu} type veth "
-                f"peer name {self.peer_ifname} netns {self.peer_netns}")
+                f"peer name {self.peer_ifname} netns {self.peer_netns} mtu {self.mtu}")  # the peer's own options
 
 
 @dataclass(frozen=True)
