@@ -141,9 +141,7 @@ class EniPod(ModelInfo):
 
 def default_group(cluster: str, vpc_cidr: IPv4Network) -> SecurityGroup:
     """The group the service creates for a cluster's pods: all from itself and the VPC."""
-    name = f"{cluster}-cce-eni"
-    if len(name) > types.NAME_MAX:  # a long cluster name: a prefix and a hash of the whole
-        name = f"{cluster[:types.NAME_MAX - 14]}-{naming.short_hash(cluster)}-cce-eni"
+    name = secgroup.created_name(cluster, "eni")
     return SecurityGroup(name=name, description="the service's default group for the cluster's pods",
                          inbound=[Rule(protocol="all", remote_group=name),
                                   Rule(protocol="all", remote_ip_prefix=vpc_cidr)])
@@ -360,6 +358,11 @@ class EniModel(NetworkModel):
         """A pod's Service traffic is SNATed to its node IP when forwarded (see the module
         docstring); an endpoint on the node's own stack (hostNetwork) sees the pod itself."""
         return (node.eth0.ip, pod.ip)
+
+    def node_group_rules(self, cluster: ClusterInfo, vpc, group: str) -> list[Rule]:
+        """Everything from the pod subnet: pods reach their nodes (the service's `all from
+        the container subnet`)."""
+        return [Rule(protocol="all", remote_ip_prefix=cluster.container_cidr, description="the pod subnet")]
 
     # -- show ----------------------------------------------------------------------------
     def show(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[ShowCommand]:

@@ -37,7 +37,10 @@ def test_verdicts_say_which_group_admits_or_refuses():
     assert not secgroup.verdict(lab, WEB0, GUARDED, "tcp", 8080).allowed
     # The default group admits its own members and the VPC; both ends are judged.
     assert "c1-cce-eni admits it (inbound all from group c1-cce-eni)" in secgroup.verdict(lab, WEB0, WEB1, "udp", 53).why
-    assert secgroup.verdict(lab, HOST, ip_address("192.168.0.11"), "tcp", 1) is None  # no group on either end
+    assert secgroup.verdict(lab, ip_address("192.168.9.9"), ip_address("192.168.9.8"), "tcp", 1) is None  # no group
+    # A node is in its cluster's default node group: the pod subnet and NodePorts only.
+    assert "no inbound rule of c1-cce-node admits tcp/1 from 192.168.1.10" in \
+        secgroup.verdict(lab, HOST, ip_address("192.168.0.11"), "tcp", 1).why
 
 
 def test_outbound_rules_and_remote_groups():
