@@ -227,7 +227,8 @@ def ruleset(lab: Lab, vpc: VpcInfo) -> str:
             for name in m.groups:
                 group = lab.security_group(name)
                 lines += [f"\t\t{_rule_line(r, direction, name)}" for r in (group.rules(direction) if group else [])]
-            lines.append(f'\t\tcounter {last} comment "{m.name}: no {direction} rule of its groups admits it"')
+            lines.append(f'\t\tcounter {last} comment "{m.name}: no {direction} rule of '
+                         f'{", ".join(m.groups)} admits it"')
             lines.append("\t}")
     lines += ["\tchain forward {",
               "\t\ttype filter hook forward priority filter; policy accept;",
