@@ -135,6 +135,23 @@ def test_an_intranet_server_that_admits_the_node_subnet_sees_tunnel_pods_not_vpc
     assert row(check(), VPC_TO_DB)["expect"] == "blocked"
 
 
+def test_trace_names_the_group_that_dropped_the_probe_and_the_rule_that_admitted_one(access):
+    done = netlab("trace", LAB, "cce-vpc/web-0", "db:5432", "--json")
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["died"]["object"] == "vpc"
+    assert report["died"]["reason"] == "security groups of db (inbound): no inbound rule of db-sg admits it"
+    (hop,) = [h for h in report["hops"] if h.get("object") == "vpc" and h["direction"] == "request"]
+    assert [(g["member"], g["verdict"], g["why"]) for g in hop["security_groups"]] == [
+        ("cce-vpc/node-1", "accept", "cce-vpc-cce-node admits it (outbound all to 0.0.0.0/0)"),
+        ("db", "drop", "no inbound rule of db-sg admits it")]
+    done = netlab("trace", LAB, "cce-tunnel/web-0", "db:5432", "--json")
+    assert done.returncode == 0, done.stderr
+    hops = json.loads(done.stdout)["hops"]
+    verdicts = [g["why"] for h in hops if h.get("object") == "vpc" for g in h.get("security_groups", [])]
+    assert "db-sg admits it (inbound tcp 5432 from 192.168.0.0/24)" in verdicts
+
+
 def test_a_security_group_rule_removed_blocks_and_restored_reaches(access):
     """Likewise a NAT-gateway rule: a node group's NodePort rule and db-sg's only rule,
     removed on the running lab, turn their checks blocked; restored, they reach again."""
