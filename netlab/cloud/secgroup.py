@@ -13,18 +13,27 @@ nf_conntrack_bridge for `ct state`, which the development kernels lack; br_netfi
 built in there and a module in stock kernels (loaded on demand; once loaded, bridges in
 every namespace pass IPv4 through netfilter, as on any Kubernetes node).
 
-How: a member is a bound address (today an eni pod's sub-ENI address: its packets cross its
-node's trunk port into the pod subnet's bridge). The forward chain sends a packet from a
-member to that member's `out-<member>` chain (its groups' outbound rules, `return` when one
-admits it, else drop) and a packet to a member to `in-<member>` (inbound rules, `accept`
-when one admits it, else drop). A rule's remote is a CIDR or another group: the set
-`members-<group>` of that group's addresses. Addresses are matched, not bridge ports: a
-routed packet leaves the router towards its bridge before the port is known, and a
-member's address is its port's (the VPC's anti-spoofing makes that so in the real cloud).
+How: a member is a port bound to groups: an eni pod's sub-ENI (its packets cross its node's
+trunk port into the pod subnet's bridge), a node's eth0 port and a VPC host's (`members`).
+The forward chain sends a packet from a member to that member's `out-<member>` chain (its
+groups' outbound rules, `return` when one admits it, else drop) and a packet to a member to
+`in-<member>` (inbound rules, `accept` when one admits it, else drop). A rule's remote is a
+CIDR or another group: the set `members-<group>` of that group's addresses. Addresses are
+matched, not bridge ports: a routed packet leaves the router towards its bridge before the
+port is known, and a member's address is its port's (the VPC's anti-spoofing makes that so
+in the real cloud). What the VPC routes to a port counts as that port's too: a vpc-model
+node's pod CIDR (its pods' packets cross the node's port with their own addresses). Two
+addresses behind one port never meet the groups between them (the packet stays on the
+node).
 
-Hook for other bindings (nodes, hosts, ELBs): `members` is the one place that says which
-addresses a group is bound to; a new binding adds its addresses there, and the renderer,
-the checks (`verdict`) and `netlab sg` follow.
+Nodes: the service creates a node group with every cluster (`default_node_group`: the
+model's rules, `NetworkModel.node_group_rules`, then NodePorts from anywhere and everything
+from the group's own members) and binds it to every node unless the scenario names the
+nodes' groups. It is enforced where the kernel has br_netfilter; groups the scenario binds
+(to pods, nodes, hosts) require it. A host the scenario binds nothing to is not a member.
+
+A new binding (ELBs) adds its addresses in `members`, and the renderer, the checks
+(`verdict`) and `netlab sg` follow.
 
 `verdict` answers, from the lab alone, whether the groups admit a flow and why: the
 generated checks use it to expect `blocked` where a group refuses.
