@@ -69,9 +69,30 @@ class LabNameType(click.ParamType):
 LAB = LabNameType()
 
 
-def _load(file: str | None, name: str | None = None, *, host: bool = True):
+def _load(file: str | None, name: str | None = None, *, host: bool = True, strict: bool | None = None):
     """Scenario file (or the built-in default) → resolved Lab, for this machine's kernel
-    (`host`), or judged on its own (`host=False`: as if the kernel had every feature)."""
+    (`host`), or judged on its own (`host=False`: as if the kernel had every feature).
+    With `strict` given, likely mistakes are reported: as warnings (stderr), or as errors
+    (exit 2) when strict."""
+    lab, source = _load_with_source(file, name, host=host)
+    if strict is not None:
+        _warn(lab, source, strict)
+    return lab
+
+
+def _warn(lab, source, strict: bool) -> None:
+    from netlab.lab import warnings
+
+    found = [w.render(source) for w in warnings.find(lab)]
+    if strict and found:
+        for line in found[:-1]:
+            click.echo(f"netlab: error: {line}", err=True)
+        raise UserError(found[-1] + " (--strict: warnings are errors)")
+    for line in found:
+        click.echo(f"netlab: warning: {line}", err=True)
+
+
+def _load_with_source(file: str | None, name: str | None = None, *, host: bool = True):
     from netlab.lab.resolve import resolve
     from netlab.scenario import loader
 
@@ -79,7 +100,7 @@ def _load(file: str | None, name: str | None = None, *, host: bool = True):
     scenario, source = loader.load(path)
     if name is not None:  # already checked by LAB
         scenario = scenario.model_copy(update={"name": name})
-    return resolve(scenario, source, _features() if host else None)
+    return resolve(scenario, source, _features() if host else None), source
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -103,14 +124,19 @@ def cli() -> None:
     """
 
 
+STRICT = click.option("--strict", is_flag=True, help="treat warnings (likely mistakes) as errors")
+
+
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--host", is_flag=True, help="also refuse what this machine's kernel cannot run "
                                            "(IPVS, netem, the OVS kernel datapath), as `up` does")
-def validate(file: str, host: bool) -> None:
+@STRICT
+def validate(file: str, host: bool, strict: bool) -> None:
     """Check a scenario file without building anything (the file alone; `--host`: also
-    whether this machine can run it)."""
-    lab = _load(file, host=host)
+    whether this machine can run it). Warn about likely mistakes: a selector that selects
+    no pod, a targetPort no pod declares, a check to a port nobody serves."""
+    lab = _load(file, host=host, strict=strict)
     console.print(f"{file}: ok — lab {lab.name}: {_counts(lab)}", highlight=False)
 
 
@@ -161,13 +187,15 @@ def plan(file: str | None, name: str | None, script: bool) -> None:
               help="a lab split across machines (a simulation, docs/scale-out.md): which "
                    "machine holds which hosts and nodes; needs --machine")
 @click.option("--machine", help="with --placement: the machine whose part to build here")
+@STRICT
 def up(file: str | None, name: str | None, verbose: bool, placement: str | None,
-       machine: str | None) -> None:
-    """Build a lab from FILE (default: the built-in overview scenario)."""
+       machine: str | None, strict: bool) -> None:
+    """Build a lab from FILE (default: the built-in overview scenario); warn about likely
+    mistakes first (`--strict`: refuse them)."""
     _require_root("up")
     if bool(placement) != bool(machine):
         raise UserError("--placement and --machine go together")
-    lab = _load(file, name)
+    lab = _load(file, name, strict=strict)
     if placement:
         from netlab.lab.placement import place
         lab = place(lab, placement, machine)
@@ -241,9 +269,10 @@ def status(lab: str | None, as_json: bool) -> None:
         sys.exit(1)
     resolved = _read_lab(lab)
     data = inventory.extend_status(resolved, status_mod.collect(resolved))
+    healthy = data["state"] == "up"
     if as_json:
         click.echo(json.dumps(data, indent=2))
-        sys.exit(0 if data["state"] == "up" else 1)
+        sys.exit(0 if healthy else 1)
     procs = data["processes"]
     table = Table(title=f"lab {lab} ({data['state']}; {procs['running']}/{procs['expected']} processes running)")
     for col in ("name", "kind", "cluster", "node", "labels", "netns", "addresses"):
@@ -263,7 +292,7 @@ def status(lab: str | None, as_json: bool) -> None:
                          ", ".join(inventory.port_text(p) for p in s["ports"]),
                          ", ".join(f"{e['pod'].split('/', 1)[1]} {e['address']}" for e in s["endpoints"]) or "(none)")
         console.print(svcs)
-    sys.exit(0 if data["state"] == "up" else 1)
+    sys.exit(0 if healthy else 1)  # a degraded lab is not a healthy one
 
 
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True})
@@ -630,7 +659,7 @@ def listener(lab: str, target: str, action: str) -> None:
     """
     from netlab.apply import processes
     from netlab.apply.state import StateDir
-    from netlab.probe import agent
+    from netlab.probe import listeners as agent
 
     _require_root("listener")
     resolved = _read_lab(lab)
@@ -657,25 +686,59 @@ def listener(lab: str, target: str, action: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the JSON report")
 @click.option("--junit", type=click.Path(dir_okay=False, writable=True), callback=_writable_file,
               help="also write JUnit XML here")
-@click.option("--timeout", default=2.0, show_default=True, help="seconds to wait for each answer")
-def check(lab: str, as_json: bool, junit: str | None, timeout: float) -> None:
-    """Probe a lab: the expected matrix plus the scenario's checks. Exit 1 if any fails."""
+@click.option("--timeout", type=click.FloatRange(min=0.01), default=None,
+              help="seconds of silence before a probe counts as dropped [default: 0.3; an unexpected "
+                   "silence is probed again, waiting 2 s or 4 × this]")
+@click.option("--only", type=click.Choice(["generated", "scenario"]),
+              help="only the generated matrix, or only the scenario's own checks")
+@click.option("--cluster", "cluster", metavar="CLUSTER", help="only the checks about this cluster")
+@click.option("--failed", "failed_only", is_flag=True, help="list only the checks that failed")
+@click.option("--why", "why", is_flag=True, help="print each check with the mechanism behind it")
+def check(lab: str, as_json: bool, junit: str | None, timeout: float | None, only: str | None,
+          cluster: str | None, failed_only: bool, why: bool) -> None:
+    """Probe a lab: the expected matrix plus the scenario's checks. Exit 1 if any fails, or
+    if the lab itself is broken (its agent does not serve every declared port)."""
     _require_root("check")
-    sys.exit(_check(_read_lab(lab), as_json, junit, timeout))
+    resolved = _read_lab(lab)
+    if cluster is not None and cluster not in [c.name for c in resolved.clusters]:
+        raise UserError(f"--cluster: lab {lab} has no cluster '{cluster}'; clusters: "
+                        + (", ".join(c.name for c in resolved.clusters) or "(none)"))
+    sys.exit(_check(resolved, as_json, junit, timeout, only=only, cluster=cluster, failed_only=failed_only,
+                    why=why))
 
 
-def _check(lab, as_json: bool, junit: str | None, timeout: float) -> int:
-    from netlab.probe import checks, report
-    from netlab.probe.runner import Runner
+def _check(lab, as_json: bool, junit: str | None, timeout: float | None, *, only: str | None = None,
+           cluster: str | None = None, failed_only: bool = False, why: bool = False) -> int:
+    from netlab.lab import refs
+    from netlab.probe import checks, report, selftest
+    from netlab.probe.runner import DEFAULT_TIMEOUT, Runner
 
     start = time.monotonic()
+    broken = selftest.problems(lab)
+    if broken:
+        # The agent is not the network: nothing is probed, nothing passes as blocked.
+        if as_json:
+            click.echo(report.to_json(lab.name, [], broken))
+        for line in broken:
+            click.echo(f"netlab: lab error: {line}", err=True)
+        if junit:
+            Path(junit).write_text(report.to_junit(lab.name, [], time.monotonic() - start))
+        return 1
+    book = refs.address_book(lab)
+
+    def name(ip) -> str:
+        owner = book.get(ip)
+        return f"{owner} ({ip})" if owner else str(ip)
+
     # A split lab checks from this machine's part; the destinations may be anywhere.
-    results = Runner(timeout=timeout).run([c for c in checks.matrix(lab) if lab.is_local(c.src_netns)])
+    specs = [c for c in checks.matrix(lab, only=only, cluster=cluster) if lab.is_local(c.src_netns)]
+    results = Runner(timeout=timeout or DEFAULT_TIMEOUT, namer=name).run(specs)
     seconds = time.monotonic() - start
     if as_json:
         click.echo(report.to_json(lab.name, results))
     else:
-        report.print_table(lab.name, results, console, seconds)
+        report.print_table(lab.name, results, report.console_for(), seconds, lab=lab, failed_only=failed_only,
+                           why=why)
     if junit:
         Path(junit).write_text(report.to_junit(lab.name, results, seconds))
     _save_last_check(lab.name, report.to_json(lab.name, results))
@@ -713,7 +776,7 @@ def demo(keep: bool, as_json: bool) -> None:
     executor.up(lab, build(lab))
     out.print(f"lab {lab.name} is up ({_counts(lab)}) in {time.monotonic() - start:.2f} s", highlight=False)
     try:
-        code = _check(lab, as_json, None, 2.0)
+        code = _check(lab, as_json, None, None)
     finally:
         if not keep:
             executor.down(lab.name)

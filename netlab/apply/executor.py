@@ -29,6 +29,7 @@ from netlab.lab.model import Lab
 from netlab.plan.ops import (AddAddress, AddLink, AddNetns, AddRoute, AddRule, AddVeth, DelLink, DelNetns,
                              IpsetRestore, IptablesRestore, IpvsRestore, LoadModule, MoveLink, Netem, NfacctAdd,
                              NftApply, Op, Plan, SetBridgePort, SetLink, StartProcess, Sysctl)
+from netlab.probe import listeners
 
 IPV4_ONLY = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
@@ -124,6 +125,8 @@ def change(old: Lab, new: Lab, steps: list[list[Op]]) -> None:
             raise LabStateError(f"lab '{old.name}' is not up (phase {phase}); `netlab down {old.name}` and up again")
         both = list(dict.fromkeys(old.netns_names() + new.netns_names()))
         state.write(new, phase="changing", netns=both)
+        # What the agent serves once it re-reads (netlab.probe.listeners).
+        files.write_text(state.path / listeners.AGENT_FILE, listeners.table(new))
         op: Op | None = None
         try:
             with Netlink() as nl, Context(state, nl) as ctx:

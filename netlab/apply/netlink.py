@@ -151,6 +151,8 @@ class Netlink:
         if op.name:
             self._index.pop((op.netns, op.ifname), None)
             self._index[(op.netns, op.name)] = index
+        if op.hairpin:
+            self.ipr(op.netns).brport("set", index=index, mode=1)  # IFLA_BRPORT_MODE
 
     def add_address(self, op: AddAddress) -> None:
         self.ipr(op.netns).addr("add", index=self.index(op.netns, op.ifname),

@@ -3,7 +3,16 @@ the VPC route table, and the machines plugged into subnets (VPC hosts, cluster n
 
 A route table holds the routes the network models ask for (a vpc-model node's pod CIDR),
 the NAT gateway's default route, and the route entries a scenario writes under the VPC
-(`routes:`, resolved by `route_entries` once the objects they name exist)."""
+(`routes:`, resolved by `route_entries` once the objects they name exist).
+
+A router without a default route answers a packet for an address no route covers with ICMP
+net unreachable, every time. The kernel's own answer (ip_error) is rate limited per sender
+with global knobs a lab may not change (net.ipv4.route.error_cost/burst, root namespace
+only): after five errors a sender gets silence, so the same blocked check would say
+"unreachable" in one run and "dropped" in the next. So an nftables rule in each VPC router
+answers first, before the routing decision (`fib daddr oif missing`), and the router's ICMP
+errors are exempt from the ICMP rate limits (`icmp_ratemask=0`).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +20,29 @@ from ipaddress import IPv4Network
 
 from netlab.cloud.base import CloudObject
 from netlab.lab.model import Attachment, Lab, VpcRoute
-from netlab.plan.ops import AddAddress, AddLink, AddNetns, AddRoute, AddVeth, Op, SetLink, Sysctl
+from netlab.plan.ops import AddAddress, AddLink, AddNetns, AddRoute, AddVeth, NftApply, Op, SetLink, Sysctl
 
 DEFAULT = IPv4Network("0.0.0.0/0")
 
 
 def no_icmp_ratelimit(netns: str) -> Sysctl:
-    """Routers and nodes answer every probe with its ICMP error (no 1/s per-peer limit), so
+    """Routers and nodes answer every probe with its ICMP error: no ICMP type is rate
+    limited (neither the per-peer limit nor the host-wide budget every namespace shares), so
     a blocked check sees the same REJECT or unreachable every time."""
-    return Sysctl(netns, "net.ipv4.icmp_ratelimit", "0")
+    return Sysctl(netns, "net.ipv4.icmp_ratemask", "0")
+
+
+def no_route_reject(lab: str, netns: str) -> NftApply:
+    """ICMP net unreachable for a unicast destination the router has no route to, sent by
+    netfilter (not rate limited) instead of the routing code (rate limited per sender)."""
+    rules = (f"table ip netlab {{\n"
+             f"  comment \"netlab {lab}: the VPC router answers what it cannot route\"\n"
+             f"  chain no-route {{\n"
+             f"    type filter hook prerouting priority 0; policy accept;\n"
+             f"    fib daddr type unicast fib daddr oif missing reject with icmp type net-unreachable\n"
+             f"  }}\n"
+             f"}}\n")
+    return NftApply(netns, rules, purpose="VPC router: ICMP net unreachable where no route leads")
 
 
 def attach_ops(lab: Lab, netns: str, eth0: Attachment, *, address_on: str | None = "eth0") -> list[Op]:
@@ -92,6 +115,7 @@ class Vpc(CloudObject):
                 ops += [AddLink(ns, sn.bridge, "bridge", mtu=lab.underlay_mtu),
                         AddAddress(ns, sn.bridge, sn.gateway),
                         SetLink(ns, sn.bridge)]
+            ops.append(no_route_reject(lab.name, ns))
         return ops
 
     def machines(self, lab: Lab) -> list[Op]:

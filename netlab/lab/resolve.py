@@ -353,21 +353,10 @@ def _check_route_quota(s: Scenario, vpcs: list[VpcInfo], ctx: Context) -> None:
 
 def _check_refs(lab: Lab, ctx: Context) -> None:
     for i, check in enumerate(lab.checks):
-        for field, text in (("from", check.from_), ("to", check.to), ("source", check.source),
-                            ("backend", check.backend)):
-            if text is None:
-                continue
-            try:
-                name, port = refs.split_port(text) if field == "to" else (text, None)
-                target = refs.lookup(lab, name)
-            except refs.RefError as e:
-                raise ctx.error(("checks", i, field), str(e)) from None
-            if field == "from" and target.netns is None:
-                raise ctx.error(("checks", i, field), f"a check must start from a lab object, not {text}")
-            if field == "to" and port is None and check.proto in ("tcp", "udp"):
-                raise ctx.error(("checks", i, "to"), f"proto {check.proto} needs a port: '{text}:PORT'")
-            if field == "backend" and target.kind not in ("pod", "host"):
-                raise ctx.error(("checks", i, "backend"), f"{text} is not a pod or host (what answers a request)")
+        try:
+            refs.check_refs(lab, check)
+        except refs.RefError as e:
+            raise ctx.error(("checks", i, e.field or "to"), str(e)) from None
         if (check.host or check.path) and check.proto not in ("http", "https"):
             raise ctx.error(("checks", i, "host" if check.host else "path"), "needs proto: http or https")
         if check.path is not None and (not check.path.startswith("/") or any(c.isspace() for c in check.path)):

@@ -146,6 +146,24 @@ class NetworkModel(ABC):
         pod's own address when its traffic crosses kube-proxy without SNAT."""
         return (pod.ip,)
 
+    def hairpin_source(self, cluster: ClusterInfo, node: NodeInfo) -> IPv4Address:
+        """The source a pod sees when kube-proxy sends its connection to a Service back to the
+        pod itself (masqueraded: MASQUERADE takes the address of the device towards the pod,
+        the node's pod gateway address in the vpc and tunnel models: the node-side veth, gw0,
+        cni0)."""
+        return node.pod_gateway or node.eth0.ip
+
+    # -- explanations (a check's `why`) ----------------------------------------------------
+    def explain_same_node(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, from_node: bool) -> str:
+        """How a node delivers to its own pods, from another pod or from its own stack."""
+        return f"same node: {node.name} routes {pod.ip}/32 to {pod.host_ifname}; nothing crosses eth0"
+
+    def explain_across_nodes(self, cluster: ClusterInfo, src_node: NodeInfo, node: NodeInfo, pod: PodInfo,
+                             from_node: bool) -> str | None:
+        """How a packet from a pod (or the stack) of `src_node` reaches `pod` on another node;
+        None: by the VPC's route table, which the caller names."""
+        return None
+
     def encap_flow(self, cluster: ClusterInfo) -> tuple[str, int] | None:
         """(protocol, destination port) of what carries pod traffic between nodes on the
         underlay, as the VPC's security groups see it; None: the pods' own packets."""
@@ -158,6 +176,7 @@ class NetworkModel(ABC):
         NodePort range from anywhere, everything from the group's own members:
         `netlab.cloud.secgroup.default_node_group`). Default: none."""
         return []
+
     # -- exec -----------------------------------------------------------------------------
     def exec_argv(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo, argv: list[str]) -> list[str]:
         """The command `netlab exec` runs inside a node for a user's `argv` (a model whose

@@ -359,6 +359,26 @@ class EniModel(NetworkModel):
         docstring); an endpoint on the node's own stack (hostNetwork) sees the pod itself."""
         return (node.eth0.ip, pod.ip)
 
+    def hairpin_source(self, cluster: ClusterInfo, node: NodeInfo) -> IPv4Address:
+        """A pod's connection back to itself through its Service crosses the node's Service
+        path, which SNATs it to the node IP (see the module docstring)."""
+        return node.eth0.ip
+
+    # -- explanations --------------------------------------------------------------------
+    def explain_same_node(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, from_node: bool) -> str:
+        if from_node:
+            return f"same node: {node.name} routes {pod.ip}/32 over the pod's Service path {pod.host_ifname}"
+        kind = cluster.network.sub_eni
+        return (f"through the VPC: {kind} sub-ENIs hand even a sibling's frames to the subnet "
+                f"{cluster.network.pod_subnet}'s bridge, which sends them back (hairpin on {TRUNK}'s port)")
+
+    def explain_across_nodes(self, cluster: ClusterInfo, src_node: NodeInfo, node: NodeInfo, pod: PodInfo,
+                             from_node: bool) -> str | None:
+        if from_node:
+            return None  # the node's own stack leaves by eth0: the VPC routes it to the subnet
+        return (f"straight over VPC subnet {cluster.network.pod_subnet}: the {cluster.network.sub_eni} "
+                f"sub-ENI of {node.name}'s {TRUNK} holds {pod.ip}, no route and no encapsulation")
+
     def node_group_rules(self, cluster: ClusterInfo, vpc, group: str) -> list[Rule]:
         """Everything from the pod subnet: pods reach their nodes (the service's `all from
         the container subnet`)."""

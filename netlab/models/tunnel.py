@@ -160,7 +160,10 @@ def _pod_ops(cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, *, master: str 
     out: list[Op] = [
         AddNetns(pod.netns),
         AddVeth(node.netns, pod.host_ifname, pod.netns, "eth0", cluster.mtu),
-        SetLink(node.netns, pod.host_ifname, master=master),
+        # On cni0, hairpin mode, as Flannel's CNI configuration sets it (hairpinMode: true): a
+        # pod that kube-proxy sends to itself through its own Service leaves and comes back
+        # by the same bridge port.
+        SetLink(node.netns, pod.host_ifname, master=master, hairpin=master == BRIDGE),
         SetLink(pod.netns, "lo"),
         SetLink(pod.netns, "eth0", address=mac),
         AddAddress(pod.netns, "eth0", IPv4Interface(f"{pod.ip}/{node.pod_cidr.prefixlen}")),
@@ -541,6 +544,21 @@ class TunnelModel(NetworkModel):
             return argv
         d = node_dir(lab.name, cluster.name, node.name)
         return ["env", f"OVS_RUNDIR={d}", f"OVS_DBDIR={d}", *ovs_appctl_target(argv, d)]
+
+    # -- explanations ------------------------------------------------------------------------
+    def explain_same_node(self, cluster: ClusterInfo, node: NodeInfo, pod: PodInfo, from_node: bool) -> str:
+        ovs = cluster.network.switch == "ovs"
+        how = f"br-int on {node.name} delivers it (OpenFlow table 20)" if ovs \
+            else f"the bridge cni0 on {node.name} delivers it"
+        if from_node:
+            how += f", from {node.pod_gateway} ({'gw0' if ovs else 'cni0'})"
+        return f"same node: {how}; nothing crosses eth0"
+
+    def explain_across_nodes(self, cluster: ClusterInfo, src_node: NodeInfo, node: NodeInfo, pod: PodInfo,
+                             from_node: bool) -> str | None:
+        t = cluster.network
+        dev = "br-int's vxlan0 port" if t.switch == "ovs" else f"the kernel device {vtep_device(t.vni)}"
+        return f"VXLAN to {node.eth0.ip} (VNI {t.vni}) through {dev}: {node.pod_cidr} is {node.name}'s pod CIDR"
 
     # -- show ------------------------------------------------------------------------------
     def show(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[ShowCommand]:

@@ -141,12 +141,14 @@ class SetLink(Op):
     master: str | None = None
     address: str | None = None  # a MAC address to set
     name: str | None = None  # rename the (down) device to this first, as `ip link set DEV name NAME`
+    hairpin: bool = False  # bridge port: frames may leave by the port they came in on
 
     def __str__(self) -> str:
         name = f" name {self.name}" if self.name else ""
         master = f" master {self.master}" if self.master else ""
         address = f" address {self.address}" if self.address else ""
-        return f"ip -n {self.netns} link set {self.ifname}{name}{master}{address} {'up' if self.up else 'down'}"
+        hairpin = " type bridge_slave hairpin on" if self.hairpin else ""
+        return f"ip -n {self.netns} link set {self.ifname}{name}{master}{address} {'up' if self.up else 'down'}{hairpin}"
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,11 @@ Pure: nothing here touches the kernel.
 
 from __future__ import annotations
 
-from netlab import cloud, models, proxy
+from netlab import cloud, models, paths, proxy
 from netlab.lab.model import Lab
 from netlab.plan import placement
-from netlab.plan.ops import Netem, Op, Plan, StartProcess
+from netlab.plan.ops import Netem, Op, Plan, StartProcess, WriteFile
+from netlab.probe import listeners
 
 
 def cluster_ops(lab: Lab) -> list[Op]:
@@ -35,7 +36,10 @@ def cluster_ops(lab: Lab) -> list[Op]:
 
 
 def agent_ops(lab: Lab) -> list[Op]:
-    return [StartProcess(lab.vpc.netns, name="agent", argv=("netlab-agent", lab.name), ready_file="agent.ready")]
+    """The pod agent and its listener table (`netlab.probe.listeners`)."""
+    table = str(paths.lab_dir(lab.name) / listeners.AGENT_FILE)
+    return [WriteFile(lab.vpc.netns, table, listeners.table(lab)),
+            StartProcess(lab.vpc.netns, name="agent", argv=("netlab-agent", lab.name), ready_file="agent.ready")]
 
 
 def build(lab: Lab) -> Plan:

@@ -15,9 +15,11 @@ assumed:
 `agent.stopped` lists the stopped ones; the agent re-reads it with the lab), e.g. to watch
 a load balancer's health check take a backend out of rotation.
 
-Run as `python -m netlab.probe.agent LAB`; it reads the lab from its state directory,
-writes `agent.ready` there once every socket is open, re-reads the lab on SIGHUP (pods
-added or removed) and exits on SIGTERM.
+Run as `python -m netlab.probe.agent LAB`; it reads its listener table (`agent.json`,
+written by the plan: `netlab.probe.listeners`) from the lab's run directory, writes
+`agent.ready` there once every socket is open, re-reads the table on SIGHUP (pods added or
+removed) and exits on SIGTERM. It imports nothing but the standard library and
+`netlab.linux`, so it starts at once.
 """
 
 from __future__ import annotations
@@ -29,39 +31,12 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
 
-from netlab import linux
-from netlab.apply.state import StateDir
-from netlab.lab.model import Lab
+from netlab import linux, paths
+from netlab.probe.listeners import AGENT_FILE, STOPPED_FILE, Listener, key, read_table
 
 HTTP_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ")
 READ_TIMEOUT = 1.0
-
-
-@dataclass(frozen=True)
-class Listener:
-    owner: str  # "ecs-1" or "c1/web-1"
-    kind: str
-    netns: str
-    port: int
-    proto: str  # "tcp" | "udp"
-
-
-def listeners(lab: Lab) -> list[Listener]:
-    out = [Listener(h.name, "host", h.netns, p.port, p.protocol.lower()) for h in lab.hosts for p in h.ports]
-    out += [Listener(h.ref, "host", h.netns, p.port, p.protocol.lower()) for h in lab.public_hosts() for p in h.ports]
-    for c in lab.clusters:
-        out += [Listener(f"{c.name}/{pod.name}", "pod", pod.netns, p.port, p.protocol.lower())
-                for pod in c.pods for p in pod.ports]
-    return [li for li in out if lab.is_local(li.netns)]   # a split lab: this machine's part
-
-
-STOPPED_FILE = "agent.stopped"  # listeners stopped by `netlab listener`, one "OWNER:PORT/PROTO" a line
-
-
-def key(listener: Listener) -> str:
-    return f"{listener.owner}:{listener.port}/{listener.proto}"
 
 
 def answer(listener: Listener, client: tuple, local: tuple, request: bytes = b"") -> bytes:
@@ -90,7 +65,7 @@ def http_request(data: bytes) -> dict:
 
 class Agent:
     def __init__(self, lab_name: str):
-        self.state = StateDir(lab_name)
+        self.dir = paths.lab_dir(lab_name)
         self.sel = selectors.DefaultSelector()
         self.sockets: dict[Listener, socket.socket] = {}
         self.pending: dict[socket.socket, tuple[Listener, float, bytes]] = {}
@@ -102,9 +77,10 @@ class Agent:
     def reconcile(self) -> None:
         """Open what the lab now declares, close what it no longer does; then say so in
         the ready file (its content changes with every generation)."""
-        stopped_file = self.state.path / STOPPED_FILE
-        stopped = set(stopped_file.read_text().split()) if stopped_file.exists() else set()
-        wanted = {lst for lst in listeners(self.state.read()) if key(lst) not in stopped}
+        stopped_file = self.dir / STOPPED_FILE
+        stopped = set(open(stopped_file).read().split()) if os.path.exists(stopped_file) else set()
+        with open(self.dir / AGENT_FILE) as f:
+            wanted = {lst for lst in read_table(f.read()) if key(lst) not in stopped}
         for gone in [lst for lst in self.sockets if lst not in wanted]:
             sock = self.sockets.pop(gone)
             self.sel.unregister(sock)
@@ -114,9 +90,10 @@ class Agent:
             self.sockets[lst] = sock
             self.sel.register(sock, selectors.EVENT_READ, ("listen", lst))
         self.generation += 1
-        ready = self.state.path / "agent.ready"
-        tmp = ready.with_suffix(".tmp")
-        tmp.write_text(f"{os.getpid()} {self.generation} {len(self.sockets)}\n")
+        ready = self.dir / "agent.ready"
+        tmp = self.dir / "agent.ready.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{os.getpid()} {self.generation} {len(self.sockets)}\n")
         os.replace(tmp, ready)
 
     def _open(self, lst: Listener) -> socket.socket:

@@ -151,7 +151,7 @@ def _from_internet(lab: Lab, cluster: ClusterInfo, client: PublicHostInfo) -> li
                     f"({node.name}'s EIP, externalTrafficPolicy {info.spec.externalTrafficPolicy})")
             target = dict(dst=str(eip.ip), dst_ip=eip.ip, port=port.nodePort)
             if local and not on_node:
-                out.append(CheckSpec(name=name, proto="syn", expect="blocked", blocked_by="drop", **base, **target))
+                out.append(CheckSpec(name=name, proto="syn", expect="dropped", cluster=cluster.name, **base, **target))
                 continue
             allowed = on_node if local else eps
             out.append(CheckSpec(name=name, proto="tcp", **base, **target,

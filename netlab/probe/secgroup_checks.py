@@ -127,9 +127,9 @@ def judged(lab: Lab, specs: list[CheckSpec]) -> list[CheckSpec]:
         if v is None or v.allowed:
             out.append(spec)
             continue
-        out.append(replace(spec, name=f"{spec.name} [{v.why}]", expect="blocked", blocked_by="drop",
-                           expect_source=None, expect_backend=None, allowed_backends=(), spread=None,
-                           allowed_sources=(), expect_encap=None))
+        out.append(replace(spec, expect="dropped", why=v.why, expect_source=None, expect_backend=None,
+                           allowed_backends=(), spread=None, allowed_sources=(), hairpin=None,
+                           expect_encap=None))
     return out
 
 
@@ -228,14 +228,14 @@ def _probe(obj: PodInfo | HostInfo) -> list[tuple[str, int | None]]:
 
 
 def _spec(src: tuple[str, str, IPv4Address], dst: str, dst_ip: IPv4Address, proto: str, port: int | None,
-          v: secgroup.Verdict) -> CheckSpec:
+          v: secgroup.Verdict, cluster: str | None) -> CheckSpec:
     name, netns, ip = src
     target = dst + (f":{port}" if port else "")
     verdict = "admitted" if v.allowed else "blocked"
-    return CheckSpec(name=f"security group: {name} → {target} {proto} {verdict} [{v.why}]",
+    return CheckSpec(name=f"security group: {name} → {target} {proto} {verdict}", why=v.why,
                      src=name, src_netns=netns, src_ip=ip, dst=dst, dst_ip=dst_ip,
-                     port=port, proto=proto, expect="reach" if v.allowed else "blocked",
-                     blocked_by=None if v.allowed else "drop", expect_source=ip if v.allowed else None,
+                     port=port, proto=proto, expect="reach" if v.allowed else "dropped", cluster=cluster,
+                     expect_source=ip if v.allowed else None,
                      expect_backend=dst if v.allowed and proto != "icmp" else None)
 
 
@@ -260,7 +260,7 @@ def checks(lab: Lab) -> list[CheckSpec]:
                     v = secgroup.verdict(lab, src[2], pod.ip, proto, port)
                     if v is None or (v.allowed and not user_groups):
                         continue  # the default group admitting the VPC: the matrix shows it
-                    out.append(_spec(src, f"{c.name}/{pod.name}", pod.ip, proto, port, v))
+                    out.append(_spec(src, f"{c.name}/{pod.name}", pod.ip, proto, port, v, c.name))
     for host in lab.hosts:
         if not host.security_groups:
             continue
@@ -272,5 +272,5 @@ def checks(lab: Lab) -> list[CheckSpec]:
                 v = secgroup.verdict(lab, other.eth0.ip, host.eth0.ip, proto, port)
                 if v is not None:
                     out.append(_spec((other.name, other.netns, other.eth0.ip), host.name, host.eth0.ip, proto,
-                                     port, v))
+                                     port, v, None))
     return out

@@ -301,20 +301,30 @@ class NodeCidrFields(BaseModel):
 class Check(Strict):
     """An explicit check on top of the generated matrix.
 
-    `from`/`to` name lab objects: a host (`ecs-1`), a cluster's node or pod (`c1/web-1`),
-    optionally with a port (`c1/web-1:8080`).
+    `from` names a lab object: a host (`ecs-1`), a cluster's node or pod (`c1/web-1`).
+    `to` names a destination as users think of it: a pod, node or host, optionally with a
+    port (`c1/web-1:8080`); a Service's ClusterIP (`c1/svc/web`, `c1/svc/web:80`); a
+    NodePort (`c1/node-1:30080`, or `c1/svc/web:nodeport` through the cluster's first node);
+    or a lab address. What is asserted about the answer is separate: `backend` (who may
+    answer) and `source` (what the server must see).
     """
 
     from_: str = Field(alias="from")
     to: str
     proto: Literal["tcp", "udp", "icmp", "http", "https"] | None = Field(
-        default=None, description="default: tcp when a port is given, else icmp")
-    expect: Literal["reach", "blocked"] = "reach"
-    source: str | None = Field(
-        default=None, description="the source address (or object) the server must see")
+        default=None, description="default: the Service port's protocol, tcp when a port is given, else icmp")
+    expect: Literal["reach", "blocked", "refused", "rejected", "unreachable", "dropped"] = Field(
+        default="reach",
+        description="reach; blocked (rejected, unreachable or dropped: any refusal by the network); "
+                    "refused (the target answered that nothing listens); rejected (a rule on the way "
+                    "answered); unreachable (no route, ICMP net/host unreachable); dropped (silence)")
+    source: str | list[str] | None = Field(
+        default=None, description="the source address (or object) the server must see; a list: any of them")
     host: IngressHost | None = Field(default=None, description="http/https: the Host header (and SNI)")
     path: str | None = Field(default=None, description="http/https: the request path (default /)")
-    backend: str | None = Field(default=None, description="the pod (CLUSTER/POD) that must answer")
+    backend: str | list[str] | None = Field(
+        default=None, description="the pod (or host) that must answer; a list: any of them. Default: "
+                                  "the destination itself, or any endpoint of a Service or NodePort")
 
 
 Duration = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(us|ms|s)$")]

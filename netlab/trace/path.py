@@ -254,6 +254,9 @@ def died(hops: list[dict], reached: bool) -> dict | None:
             if refused:
                 g = refused[0]
                 reason = f"security groups of {g['member']} ({g['direction']}): {g['why']}"
+            elif route.get("error") and rule and (rule["table"], rule["chain"]) == ("netlab", "no-route"):
+                # the VPC router's own answer for what it cannot route (netlab.cloud.vpc)
+                reason = f"no route to {route['dst']} ({route['error']}; the router answers ICMP net unreachable)"
             elif rule:
                 reason = f"{rule['family']} {rule['table']} {rule['chain']}: {rule['rule']} ({rule['verdict']})"
             elif route.get("error"):

@@ -42,9 +42,9 @@ def lab():
     """Bring labs up with `lab(FILE, NAME)`; whatever happens, they are down afterwards."""
     names: list[str] = []
 
-    def up(file: str, name: str, *extra: str):
+    def up(file: str, name: str, *extra: str, timeout: float = 120):
         names.append(name)
-        done = netlab("up", file, "--name", name, *extra)
+        done = netlab("up", file, "--name", name, *extra, timeout=timeout)
         assert done.returncode == 0, done.stderr
         return done
 

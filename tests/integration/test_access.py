@@ -121,7 +121,7 @@ def test_an_intranet_server_that_admits_the_node_subnet_sees_tunnel_pods_not_vpc
     tunnel, vpc = row(rows, TUNNEL_TO_DB), row(rows, VPC_TO_DB)
     assert (tunnel["ok"], tunnel["seen_source"]) == (True, "192.168.0.12")  # the pod's node
     assert (vpc["ok"], vpc["expect"], vpc["reached"]) == (True, "blocked", False)
-    assert "no inbound rule of db-sg admits tcp/5432 from 172.16.0.2" in vpc["name"]
+    assert "no inbound rule of db-sg admits tcp/5432 from 172.16.0.2" in vpc["why"]
     assert row(rows, "scenario check: cce-vpc/web-0 → db:5432")["ok"]
     # The group admits the container CIDR: the vpc-model pod reaches it with its own address.
     sg("add", *DB_RULE, "--remote-ip-prefix", "172.16.0.0/16")
@@ -164,7 +164,7 @@ def test_a_security_group_rule_removed_blocks_and_restored_reaches(access):
         blocked = row(rows, prefix)
         assert (blocked["expect"], blocked["reached"], blocked["ok"]) == ("blocked", False, True), blocked
     assert "no inbound rule of cce-tunnel-cce-node admits tcp/30080 from 203.0.113.10" in row(rows, TUNNEL_NODEPORT)[
-        "name"]
+        "why"]
     table = netlab("exec", LAB, "vpc", "--", "nft", "list", "table", "ip", "netlab-sg").stdout
     assert "cce-tunnel-cce-node: inbound tcp 30000-32767" not in table and "chain in-db {" in table
     sg("add", *node_ports)

@@ -19,7 +19,7 @@ from netlab.apply import executor, processes
 from netlab.apply.state import StateDir
 from netlab.capabilities import detect
 from netlab.plan.planner import build
-from netlab.probe import agent
+from netlab.probe import listeners as agent
 from netlab.probe.lb_checks import lb_matrix
 from netlab.probe.runner import Runner
 from tests.helpers import load_text

@@ -66,7 +66,8 @@ def test_eni_basic_pods_are_vpc_members_and_groups_follow_netlab_sg(lab):
     admitted = "security group: ecs-1 → c1/guarded:8080 tcp admitted"
     refused = "security group: ecs-1 → c1/guarded:9090 tcp blocked"
     assert checks[admitted]["reached"] and not checks[refused]["reached"]
-    assert "no inbound rule of guarded admits tcp/9090 from 192.168.1.10" in checks[refused]["name"]
+    assert "no inbound rule of guarded admits tcp/9090 from 192.168.1.10" in checks[refused]["why"]
+    assert checks[refused]["outcome"] == "dropped" and checks[refused]["ok"]
 
     # Removing the rule on the running lab turns the reach into blocked; restoring it, back.
     done = netlab("sg", "en-basic", "remove", "guarded", *GUARDED_8080)
@@ -173,7 +174,7 @@ def test_eni_pods_behind_elbs_and_their_security_groups(lab, tmp_path):
     via_eip = "LoadBalancer (dedicated ELB elb-dedicated, externalTrafficPolicy Cluster): internet/client → " \
               "c1/svc/web-dedicated at 198.51.100.11:8001"
     (refused,) = [c for n, c in checks.items() if n.startswith(via_eip)]
-    assert refused["expect"] == "blocked" and "no inbound rule of c1-cce-eni admits tcp/8080" in refused["name"]
+    assert refused["expect"] == "blocked" and "no inbound rule of c1-cce-eni admits tcp/8080" in refused["why"]
     short = [c for n, c in checks.items() if n.startswith("LoadBalancer") and "c1/client → c1/svc/web-dedicated" in n]
     assert short and all(c["seen_source"] == "192.168.0.10" for c in short)  # kube-proxy's SNAT on node-1
     rules = _exec("en-elb", "c1/client", "ip", "rule")

@@ -38,9 +38,18 @@ def test_services_in_iptables_and_nftables_modes(lab):
 
         rejected = checks[f"Service without endpoints: {cluster}/web-0 → {cluster}/svc/empty"]
         assert not rejected["reached"] and "ICMP port unreachable" in rejected["detail"]
+        assert rejected["outcome"] == "rejected" and f"from {cluster}/node-1 (" in rejected["cause"]
+
+        # A client that is an endpoint: masqueraded to its node's pod gateway exactly when it
+        # answers itself (the runner pairs each answer's backend with the source it saw).
+        hairpin = checks[f"pod→own Service (hairpin): {cluster}/web-0 → {cluster}/svc/web"]
+        gateway = "172.16.0.1" if cluster == "ipt" else "172.17.0.1"
+        assert gateway in hairpin["seen_source"] and f"{cluster}/web-0" in hairpin["backend"]
+        assert "masquerades the hairpin" in hairpin["why"]
 
         outside = checks[f"VPC host→ClusterIP (outside the cluster): ecs-1 → {cluster}/svc/web"]
         assert outside["expect"] == "blocked" and not outside["reached"]
+        assert outside["outcome"] == "unreachable" and "from vpc (192.168.0.1)" in outside["cause"]
 
         udp = checks[f"pod→ClusterIP: {cluster}/web-0 → {cluster}/svc/dns"]
         assert udp["proto"] == "udp" and set(udp["backend"].split(", ")) == {f"{cluster}/dns-0", f"{cluster}/dns-1"}

@@ -12,8 +12,9 @@ from tests.helpers import netlab
 
 @pytest.mark.kernel("ip_vs", "dummy")
 def test_services_in_ipvs_mode(lab):
-    lab("scenarios/services-ipvs.yaml", "t-ipvs")
-    done = netlab("check", "t-ipvs", "--json", "--timeout", "5")
+    # Under TCG beside other VMs, building this lab took 115 s once: give it room.
+    lab("scenarios/services-ipvs.yaml", "t-ipvs", timeout=600)
+    done = netlab("check", "t-ipvs", "--json", "--timeout", "5", timeout=600)
     report = json.loads(done.stdout)
     bad = [c for c in report["checks"] if not c["ok"]]
     assert done.returncode == 0 and not bad, bad
@@ -22,6 +23,13 @@ def test_services_in_ipvs_mode(lab):
     assert set(spread["backend"].split(", ")) == {"ipvs/web-0", "ipvs/web-1", "ipvs/web-2"}
     assert "," not in checks["pod→ClusterIP: ipvs/solo → ipvs/svc/web-sticky"]["backend"]
     assert checks["NodePort (Local): ecs-1 → ipvs/svc/solo-local via node-1"]["seen_source"] == "192.168.0.12"
+    # Hairpin: IPVS mode masquerades a client's connection to itself (KUBE-LOOP-BACK), and
+    # only that one; no-endpoint Services draw IPVS's own port unreachable from the ClusterIP.
+    hairpin = checks["pod→own Service (hairpin): ipvs/web-0 → ipvs/svc/web"]
+    assert "172.16.0.1" in hairpin["seen_source"] and "ipvs/web-0" in hairpin["backend"]
+    assert "KUBE-LOOP-BACK" in hairpin["why"]
+    empty = checks["Service without endpoints: ipvs/web-0 → ipvs/svc/empty"]
+    assert empty["outcome"] == "rejected", empty
 
     node = "nl-t-ipvs.ipvs.node-1"
     ipvs = subprocess.run(["ip", "netns", "exec", node, "ipvsadm", "-Ln"], capture_output=True, text=True).stdout

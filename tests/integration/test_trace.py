@@ -131,7 +131,8 @@ def test_tunnel_trace_shows_ovs_tables_the_vxlan_hop_and_a_missing_route(lab):
 
     blocked = trace("tr-trtun", "ecs-1", "c1/web-2:8080", expect=1)
     assert blocked["died"]["object"] == "vpc"
-    assert blocked["died"]["reason"] == "no route to 172.16.1.2 (Network is unreachable)"
+    assert blocked["died"]["reason"] == ("no route to 172.16.1.2 (Network is unreachable; the router answers "
+                                         "ICMP net unreachable)")
     assert_untouched("tr-trtun")
 
 

@@ -24,8 +24,14 @@ def test_vpc_basic_checks_pass_and_down_leaves_the_host_as_it_was(lab):
     assert report["lab"] == "t-vpc"
     assert report["summary"] == {"passed": len(report["checks"]), "failed": 0}
     checks = {c["name"]: c for c in report["checks"]}
+    # The contract grows by adding: the original keys keep their meaning, outcome kinds and
+    # explanations come on top.
     assert set(checks[next(iter(checks))]) == {"name", "from", "to", "proto", "expect", "reached", "ok",
-                                               "seen_source", "backend", "encap", "detail"}
+                                               "seen_source", "backend", "encap", "detail",
+                                               "outcome", "expect_outcome", "cause", "why", "kind", "cluster",
+                                               "origin", "seconds"}
+    assert {c["expect"] for c in report["checks"]} <= {"reach", "blocked"}
+    assert all(c["why"] and c["outcome"] for c in report["checks"])
 
     cross = [c for c in report["checks"] if c["name"].startswith("pod→pod across nodes")]
     assert cross and all(c["encap"] == "none" and c["reached"] for c in cross)
@@ -37,7 +43,9 @@ def test_vpc_basic_checks_pass_and_down_leaves_the_host_as_it_was(lab):
     assert checks["VPC host→pod: ecs-1 → c1/web-2:8080"]["seen_source"] == "192.168.0.12"
     udp = checks["scenario check: c1/client → c1/dns-1:53 udp"]
     assert udp["reached"] and udp["backend"] == "c1/dns-1"
-    assert "<testsuite" in Path("/tmp/netlab-t-vpc.xml").read_text()
+    junit = Path("/tmp/netlab-t-vpc.xml").read_text()
+    assert "<testsuite" in junit and 'classname="netlab.t-vpc.c1.pod-to-pod_across_nodes"' in junit
+    assert 'time="' in junit.split("<testcase", 1)[1].split(">", 1)[0]
     os.unlink("/tmp/netlab-t-vpc.xml")
 
     status = json.loads(netlab("status", "t-vpc", "--json").stdout)
@@ -79,5 +87,6 @@ def test_failing_check_exits_1_and_says_why(lab, tmp_path):
     report = json.loads(done.stdout)
     bad = [c for c in report["checks"] if not c["ok"]]
     assert len(bad) == 1 and bad[0]["to"] == "c1/web-1:8081" and not bad[0]["reached"]
-    assert "refused" in bad[0]["detail"]
+    assert bad[0]["outcome"] == "refused" and bad[0]["cause"].startswith("TCP RST from c1/web-1 (172.16.0.2)")
+    assert "not reached: refused" in bad[0]["detail"]
     assert report["summary"]["failed"] == 1

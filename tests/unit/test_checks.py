@@ -46,3 +46,46 @@ def test_explicit_checks_resolve_expectations():
     assert (first.src, first.dst, first.port, first.proto) == ("ecs-1", "c1/web-1", 8080, "tcp")
     assert first.expect_source == ip_address("192.168.0.12")
     assert specs[2].proto == "udp"
+
+
+HAIRPIN = """\
+name: t
+clusters:
+  - name: c1
+    model: vpc
+    nodes: [{name: node-1}, {name: node-2}]
+    pods:
+      - {name: web, replicas: 4, node: [node-1, node-2], labels: {app: web}, ports: [{port: 8080}]}
+    services:
+      - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+"""
+
+
+def test_a_service_selecting_every_pod_expects_the_hairpin_masquerade():
+    from tests.helpers import load_text
+
+    specs = {s.name: s for s in checks.matrix(load_text(HAIRPIN))}
+    spec = specs["pod→ClusterIP: c1/web-0 → c1/svc/web"]
+    assert spec.allowed_sources == (ip_address("172.16.0.2"),)  # any other endpoint: no SNAT
+    assert spec.hairpin == ("c1/web-0", (ip_address("172.16.0.1"),))  # itself: the node's pod gateway
+    assert spec.spread == "all" and "c1/web-0" in spec.allowed_backends
+
+
+def test_hairpin_sources_are_judged_per_answer():
+    from netlab.probe.runner import Result, _judge
+    from tests.helpers import load_text
+
+    spec = next(s for s in checks.matrix(load_text(HAIRPIN)) if s.name == "pod→ClusterIP: c1/web-0 → c1/svc/web")
+
+    def judged(pairs):
+        r = Result(spec, outcome="reach", reached=True, backends=[b for b, _ in pairs], sources=[s for _, s in pairs])
+        _judge(r)
+        return r
+
+    good = [("c1/web-0", "172.16.0.1"), ("c1/web-1", "172.16.0.2"), ("c1/web-2", "172.16.0.2"), ("c1/web-3", "172.16.0.2")]
+    assert judged(good).ok
+    # the issue's failure: the masqueraded hairpin source is right only for the hairpin answer
+    wrong = [("c1/web-0", "172.16.0.2")] + good[1:]
+    assert "c1/web-0 answered itself and saw 172.16.0.2, expected the masqueraded 172.16.0.1" in judged(wrong).detail
+    leaked = good[:1] + [("c1/web-1", "172.16.0.1")] + good[2:]
+    assert "server saw 172.16.0.1, 172.16.0.2, expected one of 172.16.0.2" in judged(leaked).detail

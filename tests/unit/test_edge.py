@@ -16,7 +16,7 @@ from netlab.lab.model import Lab
 from netlab.plan import ops
 from netlab.plan.planner import build
 from netlab.probe import checks
-from netlab.probe.agent import listeners
+from netlab.probe.listeners import listeners
 from netlab.probe.edge_checks import edge_matrix
 from netlab.scenario import loader
 from tests.helpers import load_text
@@ -204,8 +204,9 @@ def test_edge_plan_builds_namespaces_before_use_and_rules_whole():
         elif not isinstance(op, ops.AddRule):
             assert op.netns in created, f"{op} before its namespace"
     nft = [op for op in plan.ops if isinstance(op, ops.NftApply)]
-    assert [op.netns for op in nft] == ["nl-access.vpc.igw", "nl-access.peer.igw", "nl-access.natgw.ngw",
-                                        "nl-access.vpc"]  # the last: the VPC's security groups
+    # each VPC router's no-route rule (ICMP net unreachable), then the edge's rulesets
+    assert [op.netns for op in nft] == ["nl-access.vpc", "nl-access.peer", "nl-access.vpc.igw", "nl-access.peer.igw",
+                                        "nl-access.natgw.ngw", "nl-access.vpc"]  # the last: the VPC's security groups
     rules = [str(op) for op in plan.ops if isinstance(op, ops.AddRule)]
     assert rules == ["ip -n nl-access.vpc rule add priority 1000 lookup main suppress_prefixlength 0",
                      "ip -n nl-access.vpc rule add priority 1100 from 192.168.0.10 lookup 100",

@@ -11,7 +11,7 @@ from netlab.lab.placement import place
 from netlab.lab.resolve import resolve
 from netlab.plan.ops import AddFdb, AddMachineVxlan, AddNeigh, AddVeth, SetLink, StartProcess
 from netlab.plan.planner import build
-from netlab.probe.agent import listeners
+from netlab.probe.listeners import listeners
 from netlab.scenario import loader
 
 SPLIT = Path(__file__).resolve().parents[2] / "deploy" / "split"

@@ -106,14 +106,15 @@ def test_the_matrix_expects_what_the_groups_refuse():
     lab = lab_of()
     specs = checks_mod.matrix(lab)
     into_guarded = [s for s in specs if s.dst == "c1/guarded" and s.name.startswith("pod→pod")]
-    assert into_guarded and all(s.expect == "blocked" and s.blocked_by == "drop" for s in into_guarded)
-    assert all("no inbound rule of guarded admits tcp/8080" in s.name for s in into_guarded)
-    sg = {s.name.split(" [")[0]: s for s in specs if s.name.startswith("security group:")}
+    assert into_guarded and all(s.expect == "dropped" for s in into_guarded)
+    assert all("no inbound rule of guarded admits tcp/8080" in s.why for s in into_guarded)
+    sg = {s.name: s for s in specs if s.name.startswith("security group:")}
     assert {n: s.expect for n, s in sg.items()} == {
         "security group: ecs-1 → c1/guarded:8080 tcp admitted": "reach",
-        "security group: ecs-1 → c1/guarded:9090 tcp blocked": "blocked",
-        "security group: c1/web-0 → c1/guarded:8080 tcp blocked": "blocked",
-        "security group: c1/web-0 → c1/guarded:9090 tcp blocked": "blocked"}
+        "security group: ecs-1 → c1/guarded:9090 tcp blocked": "dropped",
+        "security group: c1/web-0 → c1/guarded:8080 tcp blocked": "dropped",
+        "security group: c1/web-0 → c1/guarded:9090 tcp blocked": "dropped"}
+    assert all(s.why for s in sg.values())
     # A node reaches its own pods over their veths: no group on that path.
     assert secgroup_checks._local_path(lab, NODE1, WEB0) and not secgroup_checks._local_path(lab, NODE1, WEB1)
 
@@ -130,8 +131,8 @@ eips:
 """)
     lab = lab_of(text)
     (spec,) = [s for s in checks_mod.matrix(lab) if s.name.startswith("internet→pod EIP")]
-    assert spec.dst_ip == ip_address("198.51.100.10") and spec.expect == "blocked"
-    assert "no inbound rule of c1-cce-eni admits tcp/8080 from 203.0.113.10" in spec.name
+    assert spec.dst_ip == ip_address("198.51.100.10") and spec.expect == "dropped"
+    assert "no inbound rule of c1-cce-eni admits tcp/8080 from 203.0.113.10" in spec.why
 
 
 # -- nodes and hosts ---------------------------------------------------------------------------
@@ -229,12 +230,12 @@ def test_without_br_netfilter_only_what_the_scenario_binds_is_refused():
 
 def test_the_overview_warning_is_a_check_and_follows_the_group():
     lab = lab_of(MODELS)
-    specs = {s.name.split(" [")[0]: s for s in checks_mod.matrix(lab)}
+    specs = {s.name: s for s in checks_mod.matrix(lab)}
     tunnel = specs["pod→VPC host: t/a → db:5432"]
     assert tunnel.expect == "reach" and tunnel.expect_source == lab.cluster("t").node("n1").eth0.ip  # as its node
     vpc = [s for s in checks_mod.matrix(lab) if s.name.startswith("pod→VPC host: v/a → db:5432")][0]
-    assert vpc.expect == "blocked" and "no inbound rule of db-sg admits tcp/5432 from 172.16.0.2" in vpc.name
-    assert specs["security group: ecs-1 → db:5432 tcp blocked"].expect == "blocked"
+    assert vpc.expect == "dropped" and "no inbound rule of db-sg admits tcp/5432 from 172.16.0.2" in vpc.why
+    assert specs["security group: ecs-1 → db:5432 tcp blocked"].expect == "dropped"
     new, ops = secgroup.change_rule(lab, "db-sg", "inbound",
                                     Rule(protocol="tcp", port=5432, remote_ip_prefix="172.16.0.0/16"), add=True)
     assert [s.expect for s in checks_mod.matrix(new) if s.name.startswith("pod→VPC host: v/a → db:5432")] == ["reach"]
@@ -248,6 +249,6 @@ def test_vxlan_between_nodes_is_judged_as_the_nodes_udp():
     lab = lab.model_copy(update={"security_groups": [bare if g.name == group.name else g
                                                      for g in lab.security_groups]})
     across = [s for s in checks_mod.matrix(lab) if s.name.startswith("pod→pod across nodes: t/a → t/b")][0]
-    assert across.expect == "blocked" and "no inbound rule of t-cce-node admits udp/4789" in across.name
+    assert across.expect == "dropped" and "no inbound rule of t-cce-node admits udp/4789" in across.why
     # A vpc-model pod reaches another node's pod with its own address: the container CIDR rule.
     assert [s.expect for s in checks_mod.matrix(lab) if s.name.startswith("pod→pod across nodes: v/a")] == ["reach"]

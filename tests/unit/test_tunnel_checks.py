@@ -29,8 +29,8 @@ def test_tunnel_matrix_expectations():
     m = _by_category(checks.cluster_matrix(lab, c))
     assert all(s.expect_encap == "vxlan" for s in m["pod→pod across nodes"])
     assert all(s.expect_encap == "absent" for s in m["pod→pod same node"])
-    # VPC hosts cannot reach pods: no VPC route to the container CIDR.
-    assert [s.expect for s in m["VPC host→pod"]] == ["blocked", "blocked"]
+    # VPC hosts cannot reach pods: no VPC route to the container CIDR, and the router says so.
+    assert [s.expect for s in m["VPC host→pod"]] == ["unreachable", "unreachable"]
     # Pods leave the cluster as their node.
     for s in m["pod→VPC host"]:
         pod = next(p for p in c.pods if p.netns == s.src_netns)
@@ -45,7 +45,7 @@ def test_mtu_checks_at_and_above_the_pod_mtu():
     lab = lab_of(scenario(nodes=2))
     mtu = _by_category(checks.cluster_matrix(lab, lab.cluster("c1")))["pod MTU across nodes"]
     assert [(s.size, s.expect, s.proto, s.expect_encap) for s in mtu] == [
-        (1450, "reach", "icmp", "vxlan"), (1451, "blocked", "icmp", "absent")]
+        (1450, "reach", "icmp", "vxlan"), (1451, "unreachable", "icmp", "absent")]
     assert mtu[0].src_ip == IPv4Address("172.16.0.2") and mtu[0].dst_ip == IPv4Address("172.16.1.2")
     assert mtu[0].sniff == (lab.cluster("c1").node("node-1").netns, "eth0")
 
@@ -109,3 +109,24 @@ def test_classify_ignores_another_connection_with_the_same_source_port():
     r = Result(spec, reached=True, sport=47577)
     _classify(r, Stub([dict(other, src="172.16.0.1")]))
     assert not r.ok and r.encap == "vxlan"
+
+
+def test_classify_ignores_the_same_source_port_towards_another_destination():
+    """The kernel hands the same ephemeral port out again for another destination: a pod's
+    same-node probe is not its cross-node probe that happened to get the same port."""
+    from netlab.probe.checks import CheckSpec
+    from netlab.probe.runner import Result, _classify
+
+    spec = CheckSpec(name="pod→pod same node", src="c1/p5-4", src_netns="p", src_ip=IPv4Address("172.16.4.5"),
+                     dst="c1/p5-5", dst_ip=IPv4Address("172.16.4.6"), port=8080, proto="tcp",
+                     expect_source=IPv4Address("172.16.4.5"), sniff=("n5", "eth0"), expect_encap="absent")
+    other = {"encap": "none", "text": "plain IP 172.16.4.5→172.16.5.5", "src": "172.16.4.5", "dst": "172.16.5.5",
+             "proto": "tcp", "sport": 33475, "icmp_id": None}
+
+    class Stub:
+        def observations(self):
+            return [[other]]
+
+    r = Result(spec, reached=True, sport=33475)
+    _classify(r, Stub())
+    assert r.ok and r.encap == "none" and "stayed inside the node" in r.detail

@@ -291,7 +291,7 @@ def test_linux_bridge_is_flannel_like(bridge):
     assert SetLink(ns, "cni0", address="0a:58:ac:10:00:01") in _ops(bridge, ns)  # a fixed MAC
     assert AddAddress(ns, "vxlan.100", IPv4Interface("172.16.0.0/32")) in _ops(bridge, ns)
     pod = bridge.cluster("c1").pods[0]
-    assert SetLink(ns, pod.host_ifname, master="cni0") in _ops(bridge, ns)
+    assert SetLink(ns, pod.host_ifname, master="cni0", hairpin=True) in _ops(bridge, ns)
 
 
 def test_linux_bridge_runs_no_ovs(bridge):
@@ -365,7 +365,7 @@ def test_scale_linux_bridge_is_plain_veths():
     lab = lab_of(scenario("switch: linux-bridge\n", pods=SET))
     change = scale(lab, "c1/web", 3)
     assert not [op for op in change.ops if isinstance(op, (OvsConfigure, OvsFlows))]
-    assert SetLink(lab.cluster("c1").node("node-1").netns, change.added[0].host_ifname, master="cni0") in change.ops
+    assert SetLink(lab.cluster("c1").node("node-1").netns, change.added[0].host_ifname, master="cni0", hairpin=True) in change.ops
     assert [type(op).__name__ for op in scale(lab, "c1/web", 1).steps[-1]] == ["DelNetns"]
 
 
