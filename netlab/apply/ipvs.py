@@ -11,10 +11,7 @@ from netlab.apply.processes import run_checked as run
 from netlab.errors import ApplyError
 from netlab.plan.ops import IpvsRestore, LoadModule
 
-_loaded: set[str] = set()
-# What proves a module's code is in the kernel already (built in, or loaded by someone else),
-# where /sys/module/<name> may not exist (a built-in module without parameters).
-_PRESENT = {"br_netfilter": "/proc/sys/net/bridge/bridge-nf-call-iptables"}
+_loaded: set[str] = set()  # `LoadModule.present` proves a module is there already
 
 
 def ipvs_restore(op: IpvsRestore) -> None:
@@ -26,7 +23,7 @@ def ipvs_restore(op: IpvsRestore) -> None:
 def load_module(op: LoadModule) -> None:
     if op.module in _loaded:
         return
-    if os.path.exists(_PRESENT.get(op.module, f"/sys/module/{op.module}/initstate")):
+    if os.path.exists(op.present):
         _loaded.add(op.module)
         return
     try:

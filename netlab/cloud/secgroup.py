@@ -13,18 +13,27 @@ nf_conntrack_bridge for `ct state`, which the development kernels lack; br_netfi
 built in there and a module in stock kernels (loaded on demand; once loaded, bridges in
 every namespace pass IPv4 through netfilter, as on any Kubernetes node).
 
-How: a member is a bound address (today an eni pod's sub-ENI address: its packets cross its
-node's trunk port into the pod subnet's bridge). The forward chain sends a packet from a
-member to that member's `out-<member>` chain (its groups' outbound rules, `return` when one
-admits it, else drop) and a packet to a member to `in-<member>` (inbound rules, `accept`
-when one admits it, else drop). A rule's remote is a CIDR or another group: the set
-`members-<group>` of that group's addresses. Addresses are matched, not bridge ports: a
-routed packet leaves the router towards its bridge before the port is known, and a
-member's address is its port's (the VPC's anti-spoofing makes that so in the real cloud).
+How: a member is a port bound to groups: an eni pod's sub-ENI (its packets cross its node's
+trunk port into the pod subnet's bridge), a node's eth0 port and a VPC host's (`members`).
+The forward chain sends a packet from a member to that member's `out-<member>` chain (its
+groups' outbound rules, `return` when one admits it, else drop) and a packet to a member to
+`in-<member>` (inbound rules, `accept` when one admits it, else drop). A rule's remote is a
+CIDR or another group: the set `members-<group>` of that group's addresses. Addresses are
+matched, not bridge ports: a routed packet leaves the router towards its bridge before the
+port is known, and a member's address is its port's (the VPC's anti-spoofing makes that so
+in the real cloud). What the VPC routes to a port counts as that port's too: a vpc-model
+node's pod CIDR (its pods' packets cross the node's port with their own addresses). Two
+addresses behind one port never meet the groups between them (the packet stays on the
+node).
 
-Hook for other bindings (nodes, hosts, ELBs): `members` is the one place that says which
-addresses a group is bound to; a new binding adds its addresses there, and the renderer,
-the checks (`verdict`) and `netlab sg` follow.
+Nodes: the service creates a node group with every cluster (`default_node_group`: the
+model's rules, `NetworkModel.node_group_rules`, then NodePorts from anywhere and everything
+from the group's own members) and binds it to every node unless the scenario names the
+nodes' groups. It is enforced where the kernel has br_netfilter; groups the scenario binds
+(to pods, nodes, hosts) require it. A host the scenario binds nothing to is not a member.
+
+A new binding (ELBs) adds its addresses in `members`, and the renderer, the checks
+(`verdict`) and `netlab sg` follow.
 
 `verdict` answers, from the lab alone, whether the groups admit a flow and why: the
 generated checks use it to expect `blocked` where a group refuses.
@@ -33,42 +42,98 @@ generated checks use it to expect `blocked` where a group refuses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from netlab.cloud.base import CloudObject
 from netlab.lab.model import Lab, VpcInfo
+from netlab.lab.naming import short_hash
 from netlab.plan.ops import LoadModule, NftApply, Op, Sysctl
 from netlab.scenario.security_groups import MAX_GROUPS_PER_POD, Rule, SecurityGroup, SecurityGroupBinding
+from netlab.scenario.types import NAME_MAX
 
 TABLE = "netlab-sg"
 DIRECTIONS = ("inbound", "outbound")
 BRIDGE_NF = "net.bridge.bridge-nf-call-iptables"
+BR_NETFILTER = "br_netfilter"
 
 
 @dataclass(frozen=True)
 class Member:
     """An address bound to groups, behind a port of a VPC."""
 
-    name: str  # `c1/web-1`
+    name: str  # `c1/web-1`, `c1/node-1`, `ecs-1`
     ip: IPv4Address
     vpc: str
     groups: tuple[str, ...]
+    # What else the VPC sends to this port: a vpc-model node's pod CIDR (its pods' packets
+    # cross the node's port with their own addresses, so the node's groups judge them).
+    behind: tuple[IPv4Network, ...] = ()
+    kind: str = "pod"  # pod | node | host
+
+    def holds(self, ip: IPv4Address) -> bool:
+        return ip == self.ip or any(ip in net for net in self.behind)
 
 
 def members(lab: Lab) -> list[Member]:
     """Every address bound to security groups: pods whose model data names groups (the eni
-    model's sub-ENIs). Nodes and hosts join here when they can be bound."""
+    model's sub-ENIs), every cluster node (its groups, the default node group unless the
+    scenario names others) and the hosts the scenario binds."""
     out = []
     for c in lab.clusters:
         for p in c.netns_pods():
             groups = getattr(p.network, "security_groups", None)
             if groups:
                 out.append(Member(f"{c.name}/{p.name}", p.ip, _vpc_of(lab, p.ip).name, tuple(groups)))
+    # The node groups the service creates are enforced where the kernel can (br_netfilter);
+    # elsewhere the lab keeps them unenforced, as labs were before nodes had groups. Groups
+    # the scenario binds need br_netfilter (`check_host`).
+    enforce = BR_NETFILTER in lab.features
+    for c in lab.clusters:
+        for n in c.nodes:
+            if n.security_groups and (enforce or n.security_groups != [c.node_group]):
+                vpc = _vpc_of(lab, n.eth0.ip)
+                behind = tuple(r.destination for r in vpc.routes if r.nexthop == n.eth0.ip and r.target is None)
+                out.append(Member(f"{c.name}/{n.name}", n.eth0.ip, vpc.name, tuple(n.security_groups), behind,
+                                  "node"))
+    for h in lab.hosts:
+        if h.security_groups:
+            out.append(Member(h.name, h.eth0.ip, _vpc_of(lab, h.eth0.ip).name, tuple(h.security_groups),
+                              kind="host"))
     return out
+
+
+def member_of(members_: list[Member], ip: IPv4Address) -> Member | None:
+    """The member whose port the VPC delivers `ip` to (its own address, or one behind it)."""
+    return next((m for m in members_ if m.ip == ip), None) or next((m for m in members_ if m.holds(ip)), None)
 
 
 def _vpc_of(lab: Lab, ip: IPv4Address) -> VpcInfo:
     return next(v for v in lab.vpcs if any(ip in sn.cidr for sn in v.subnets))
+
+
+def created_name(cluster: str, kind: str) -> str:
+    """The name the service gives a group it creates for a cluster: `<cluster>-cce-<kind>`
+    (`node`, `eni`); a long cluster name keeps a prefix and a hash of the whole."""
+    name = f"{cluster}-cce-{kind}"
+    if len(name) > NAME_MAX:  # a prefix and a hash of the whole
+        name = f"{cluster[:NAME_MAX - 14]}-{short_hash(cluster)}-cce-{kind}"
+    return name
+
+
+NODE_PORTS = "30000-32767"  # the NodePort range the default node group opens to anywhere
+
+
+def default_node_group(cluster: str, model_rules: list[Rule]) -> SecurityGroup:
+    """The node security group the service creates with a cluster (`<cluster>-cce-node`):
+    the network model's rules (`NetworkModel.node_group_rules`), then what every model's
+    has: TCP and UDP 30000-32767 from anywhere (NodePorts), everything from the group's own
+    members (the cluster's nodes reach each other). Outbound: everything."""
+    name = created_name(cluster, "node")
+    return SecurityGroup(
+        name=name, description=f"the service's default group for the nodes of cluster {cluster}",
+        inbound=list(model_rules) + [Rule(protocol="tcp", port=NODE_PORTS, description="NodePorts"),
+                                     Rule(protocol="udp", port=NODE_PORTS, description="NodePorts"),
+                                     Rule(protocol="all", remote_group=name, description="the cluster's nodes")])
 
 
 def group_members(lab: Lab) -> dict[str, list[Member]]:
@@ -113,10 +178,10 @@ def _judge(lab: Lab, member: Member, direction: str, remote: IPv4Address, proto:
 def verdict(lab: Lab, src: IPv4Address, dst: IPv4Address, proto: str, port: int | None) -> Verdict | None:
     """Whether the groups at both ends admit a new flow src → dst (proto tcp/udp/icmp), and
     why; None when neither end is bound to a group."""
-    by_ip = {m.ip: m for m in members(lab)}
-    sender, receiver = by_ip.get(src), by_ip.get(dst)
-    if sender is None and receiver is None:
-        return None
+    bound = members(lab)
+    sender, receiver = member_of(bound, src), member_of(bound, dst)
+    if (sender is None and receiver is None) or sender == receiver:
+        return None  # no group on the way, or both behind one port: it never crosses the VPC
     groups = group_members(lab)
     reasons = []
     if sender is not None:
@@ -171,14 +236,16 @@ def ruleset(lab: Lab, vpc: VpcInfo) -> str:
             for name in m.groups:
                 group = lab.security_group(name)
                 lines += [f"\t\t{_rule_line(r, direction, name)}" for r in (group.rules(direction) if group else [])]
-            lines.append(f'\t\tcounter {last} comment "{m.name}: no {direction} rule of its groups admits it"')
+            lines.append(f'\t\tcounter {last} comment "{m.name}: no {direction} rule of '
+                         f'{", ".join(m.groups)} admits it"')
             lines.append("\t}")
     lines += ["\tchain forward {",
               "\t\ttype filter hook forward priority filter; policy accept;",
               "\t\tct state established,related accept"]
     if local:
-        lines.append("\t\tip saddr vmap { " + ", ".join(f"{m.ip} : jump out-{m.name}" for m in local) + " }")
-        lines.append("\t\tip daddr vmap { " + ", ".join(f"{m.ip} : jump in-{m.name}" for m in local) + " }")
+        for field, prefix in (("saddr", "out"), ("daddr", "in")):
+            lines.append(f"\t\tip {field} vmap {{ " + ", ".join(f"{key} : jump {prefix}-{m.name}" for m in local
+                                                                  for key in (m.ip, *m.behind)) + " }")
     lines += ["\t}", "}"]
     return "\n".join(lines) + "\n"
 
@@ -202,9 +269,8 @@ class SecurityGroups(CloudObject):
         """The groups are in the lab already (the scenario's, and those the models created):
         check what refers to them, and that this machine can enforce them."""
         check_references(scenario.security_groups, lab.security_groups[len(scenario.security_groups):], ctx)
-        path = next((("clusters", ci, "model") for ci, c in enumerate(lab.clusters)
-                     if any(getattr(p.network, "security_groups", None) for p in c.pods)), ("security_groups",))
-        check_host(lab, ctx, path)
+        check_bindings(scenario, lab, ctx)
+        check_host(scenario, lab, ctx)
 
     def edge(self, lab: Lab) -> list[Op]:
         return vpc_ops(lab)
@@ -248,6 +314,23 @@ def check_references(groups: list[SecurityGroup], created: list[SecurityGroup], 
                                     f"unknown security group '{rule.remote_group}'; groups: {', '.join(sorted(known))}")
 
 
+def check_bindings(scenario, lab: Lab, ctx) -> None:
+    """The groups written on hosts, nodes and clusters' `node_security_groups` exist (a
+    group the service creates, such as `<cluster>-cce-node`, may be named too)."""
+    known = {g.name for g in lab.security_groups}
+    paths = [(("hosts", hi, "security_groups"), h.security_groups) for hi, h in enumerate(scenario.hosts)]
+    for ci, c in enumerate(scenario.clusters):
+        paths.append((("clusters", ci, "node_security_groups"), c.node_security_groups or []))
+        paths += [(("clusters", ci, "nodes", ni, "security_groups"), n.security_groups or [])
+                  for ni, n in enumerate(c.nodes)]
+    for path, names in paths:
+        for j, name in enumerate(names):
+            if name not in known:
+                raise ctx.error(path + (j,), f"unknown security group '{name}'; groups: {', '.join(sorted(known))}")
+            if name in names[:j]:
+                raise ctx.error(path + (j,), f"security group '{name}' is named twice")
+
+
 def groups_for(bindings: list[SecurityGroupBinding], namespace: str, labels: dict) -> list[str]:
     """The groups the `SecurityGroup` objects give a pod with these labels, in object order."""
     return list(dict.fromkeys(name for b in bindings if b.namespace == namespace and b.podSelector.matches(labels)
@@ -274,9 +357,20 @@ def bind(bindings: list[SecurityGroupBinding], path, pod_name: str, namespace: s
     return out
 
 
-def check_host(lab: Lab, ctx, path) -> None:
-    if members(lab) and ctx.check_host and "br_netfilter" not in ctx.features:
-        raise ctx.error(path, "security groups (an eni cluster's pods are always bound to one) are enforced "
+def check_host(scenario, lab: Lab, ctx) -> None:
+    """Groups the scenario binds (an eni cluster's pods always are) need br_netfilter."""
+    if not ctx.check_host or BR_NETFILTER in ctx.features:
+        return
+    path = next((("clusters", ci, "model") for ci, c in enumerate(lab.clusters)
+                 if any(getattr(p.network, "security_groups", None) for p in c.pods)), None)
+    path = path or next((("hosts", hi, "security_groups") for hi, h in enumerate(scenario.hosts)
+                         if h.security_groups), None)
+    path = path or next((("clusters", ci, "node_security_groups") for ci, c in enumerate(scenario.clusters)
+                         if c.node_security_groups), None)
+    path = path or next((("clusters", ci, "nodes", ni, "security_groups") for ci, c in enumerate(scenario.clusters)
+                         for ni, n in enumerate(c.nodes) if n.security_groups), None)
+    if path is not None:
+        raise ctx.error(path, "security groups are enforced "
                               "on the VPC's bridges with br_netfilter, which this kernel lacks (see `netlab "
                               "doctor`); run the lab on a kernel with the br_netfilter module")
 

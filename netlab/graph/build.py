@@ -2,10 +2,12 @@
 
 Nodes: each VPC's router (with its route table), subnets, VPC hosts, and per cluster its
 nodes (with their pod CIDR), pods (address, labels) and Services (ClusterIP, ports); around
-them the internet with its public hosts, each VPC's internet gateway (its EIPs) and NAT
-gateways. Edges: machines on subnets, pods on nodes, Services to their endpoints, VPC routes
+them the internet with its public hosts, each VPC's internet gateway (its EIPs), NAT
+gateways, ELBs (type, private address, EIP, listeners) and each VPC's security groups (one
+note listing every group's rules; each guarded port names its groups in its details). Edges: machines on subnets, pods on nodes, Services to their endpoints, VPC routes
 to the nodes they point at, the tunnel between every two nodes of a tunnel-model cluster,
-EIPs to what they are bound to, and peering connections.
+EIPs to what they are bound to, peering connections, and an ELB's listeners to their
+backend servers (nodes' nodePorts, or pods' target ports with passthrough).
 After `netlab check`, each explicit or generated check between two drawn objects is an
 edge too, green when it came out as expected (reached or blocked), red when not.
 Groups (Graphviz clusters): a VPC, and inside it each Kubernetes cluster, each node.
@@ -25,7 +27,7 @@ from netlab.lab.model import Lab
 @dataclass
 class Node:
     id: str
-    kind: str  # vpc | subnet | host | node | pod | service | internet | igw | natgw
+    kind: str  # vpc | subnet | host | node | pod | service | internet | igw | natgw | elb | secgroup
     label: str  # first line: the name
     details: list[str] = field(default_factory=list)
     group: str | None = None  # the id of the group it is drawn in
@@ -35,7 +37,7 @@ class Node:
 class Edge:
     src: str
     dst: str
-    kind: str  # attach | pod | endpoint | route | tunnel | eip | peering | check
+    kind: str  # attach | pod | endpoint | route | tunnel | eip | peering | backend | check
     label: str = ""
     ok: bool | None = None  # checks: as expected?
     title: str = ""  # hover text
@@ -110,7 +112,9 @@ def build(lab: Lab, checks: dict | None = None) -> Graph:
                     g.edges.append(Edge(f"node:{c.name}/{a.name}", f"node:{c.name}/{b.name}", "tunnel",
                                         f"VXLAN {net.vni}", title=f"VXLAN vni {net.vni} udp/{net.port} "
                                                                   f"{a.eth0.ip} ↔ {b.eth0.ip}"))
+    _load_balancers(g, lab)  # before the EIPs, which may be bound to them
     _edge_objects(g, lab)
+    _security_groups(g, lab)
     for vpc in lab.vpcs:
         for r in vpc.routes:
             owner = f"node:{r.owner}" if g.node(f"node:{r.owner}") else None
@@ -164,13 +168,60 @@ def _edge_objects(g: Graph, lab: Lab) -> None:
                             title=f"peering {peering.name}: {peering.link.address.ip} ↔ {peering.link.peer_address.ip}"))
 
 
+def _load_balancers(g: Graph, lab: Lab) -> None:
+    """Each ELB on its subnet: type, private address (and backend-side one), EIPs, one line
+    per listener; an edge per listener to each backend server it forwards to."""
+    for elb in lab.elbs:
+        eid = f"elb:{elb.ref}"
+        details = [f"{elb.type}, {elb.datapath}", f"VIP {elb.ip}"]
+        details += [f"backend side {elb.backend_address}"] if elb.backend_address else []
+        details += [f"EIP {ip}" for ip in lab.eips_of(elb.ref)]
+        for ln in elb.listeners:
+            pool = elb.pool(ln.pool) if ln.pool else None
+            to = f" → {len(pool.members)} members" if pool else " (Ingress, layer 7)"
+            details.append(f"{ln.protocol} {ln.port}{to}" + (f" ({ln.service})" if ln.service else ""))
+        g.nodes.append(Node(eid, "elb", f"ELB {elb.name}", details, f"group:vpc/{elb.vpc}"))
+        g.edges.append(Edge(f"subnet:{elb.eth0.subnet}", eid, "attach", "eth0"))
+        for ln in elb.listeners:
+            for m in elb.pool(ln.pool).members if ln.pool else []:
+                target = _object_id(g, lab, m.target)
+                if target:
+                    g.edges.append(Edge(eid, target, "backend", f"{ln.protocol} {ln.port} → {m.port}",
+                                        title=f"{elb.ref} {ln.protocol} {ln.port} → {m.key} ({m.target})"))
+
+
+def _security_groups(g: Graph, lab: Lab) -> None:
+    """Every guarded port names its groups (a line of its details); each VPC with guarded
+    ports gets one note with every group bound there and its rules."""
+    from netlab.cloud import secgroup
+
+    by_vpc: dict[str, list[str]] = {}
+    for m in secgroup.members(lab):
+        node = _object_id(g, lab, m.name)
+        if node is not None:
+            g.node(node).details.append(f"sg: {', '.join(m.groups)}")
+        for name in m.groups:
+            by_vpc.setdefault(m.vpc, [])
+            if name not in by_vpc[m.vpc]:
+                by_vpc[m.vpc].append(name)
+    for vpc, names in by_vpc.items():
+        details = []
+        for name in names:
+            group = lab.security_group(name)
+            details.append(f"{name}:")
+            details += [f"  in {r.text('inbound')}" for r in group.inbound] or ["  in (nothing)"]
+            details += [f"  out {r.text('outbound')}" for r in group.outbound
+                        if r.text("outbound") != "all to 0.0.0.0/0"]
+        g.nodes.append(Node(f"secgroup:{vpc}", "secgroup", f"security groups of {vpc}", details, f"group:vpc/{vpc}"))
+
+
 def _object_id(g: Graph, lab: Lab, text: str) -> str | None:
     name = text.rsplit(":", 1)[0] if text.count(":") and text.rsplit(":", 1)[1].isdigit() else text
     if "/svc/" in name:
         cluster, _, rest = name.partition("/svc/")
         ns, _, svc = rest.rpartition("/")
         return f"svc:{cluster}/{ns or 'default'}/{svc}"
-    for kind in ("pod", "node", "host", "vpc", "igw", "natgw", "internet"):
+    for kind in ("pod", "node", "host", "vpc", "igw", "natgw", "internet", "elb"):
         if g.node(f"{kind}:{name}"):
             return f"{kind}:{name}"
     return None

@@ -17,6 +17,8 @@ STYLE = {
     "internet": {"shape": "doubleoctagon", "fillcolor": "#fce5cd"},
     "igw": {"shape": "box3d", "fillcolor": "#fce5cd"},
     "natgw": {"shape": "box3d", "fillcolor": "#f9cb9c"},
+    "elb": {"shape": "box", "style": "filled,bold", "fillcolor": "#cfe2f3"},
+    "secgroup": {"shape": "note", "fillcolor": "#fff9db"},
 }
 EDGE_STYLE = {
     "attach": {"color": "#7f8c8d", "arrowhead": "none"},
@@ -26,6 +28,7 @@ EDGE_STYLE = {
     "tunnel": {"color": "#e69138", "style": "bold", "dir": "both", "constraint": "false"},
     "eip": {"color": "#cc4125", "style": "dashed", "constraint": "false"},
     "peering": {"color": "#674ea7", "style": "bold", "dir": "both"},
+    "backend": {"color": "#3d85c6", "style": "dashed", "constraint": "false"},
 }
 GROUP_STYLE = {"vpc": "#f7fbff", "cluster": "#fffdf5", "node": "#fff8e1", "internet": "#fff5ec"}
 

@@ -105,6 +105,7 @@ class HostInfo(Resolved):
     netns: str
     eth0: Attachment
     ports: list[Port]
+    security_groups: list[str] = Field(default_factory=list)  # bound to its port; none: unfiltered
 
 
 class NodeInfo(Resolved):
@@ -115,6 +116,7 @@ class NodeInfo(Resolved):
     pod_cidr: IPv4Network | None = None
     pod_gateway: IPv4Address | None = None
     network: Network = None  # the model's own per-node data
+    security_groups: list[str] = Field(default_factory=list)  # bound to its port (eth0's VPC side)
 
 
 class PodInfo(Resolved):
@@ -182,6 +184,7 @@ class ClusterInfo(Resolved):
     services: list[ServiceInfo] = Field(default_factory=list)
     ingresses: list[IngressInfo] = Field(default_factory=list)
     network: Network = None  # the model's own per-cluster data (e.g. the tunnel's VNI)
+    node_group: str | None = None  # the default node security group the service created for it
 
     def node(self, name: str) -> NodeInfo:
         return next(n for n in self.nodes if n.name == name)

@@ -93,17 +93,24 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None 
                                nodes=p.node if isinstance(p.node, list) else [p.node],
                                replicas=p.replicas, labels=p.labels, ports=p.ports, hostNetwork=p.hostNetwork)
                     for p in spec.pods if p.replicas is not None]
-        clusters.append(ClusterInfo(
+        cluster = ClusterInfo(
             name=spec.name, model=spec.model,
             container_cidr=alloc.container_cidr or getattr(spec, "container_cidr", None),
             service_cidr=spec.service_cidr, pod_cidr_size=getattr(spec, "pod_cidr_size", None),
             proxy_mode=spec.proxy_mode, mtu=alloc.mtu, nodes=alloc.nodes, pods=alloc.pods,
             pod_sets=pod_sets, services=resolve_services(spec, ("clusters", ci), ctx),
-            network=alloc.network))
+            network=alloc.network)
+        node_group = _node_group(spec, cluster, vpcs)
+        created_groups.append(node_group)
+        asked = {n.name: n.security_groups or spec.node_security_groups for n in spec.nodes}
+        clusters.append(cluster.model_copy(update={"node_group": node_group.name, "nodes": [
+            n.model_copy(update={"security_groups": list(asked[n.name] or [node_group.name])})
+            for n in cluster.nodes]}))
 
     if check_host:
         _check_proxy_modes(scenario, ctx)
     hosts = [HostInfo(name=h.name, netns=naming.netns(scenario.name, h.name), ports=h.ports,
+                      security_groups=list(h.security_groups),
                       eth0=_attach(("hosts", hi), h.subnet, h.ip, vpcs, pools, ctx, owner=h.name))
              for hi, h in enumerate(scenario.hosts)]
     lab = Lab(name=scenario.name, description=scenario.description, scenario_file=source.file,
@@ -117,6 +124,14 @@ def resolve(scenario: Scenario, source: Source, features: frozenset[str] | None 
     _check_refs(lab, ctx)
     lab.impairments = _impairments(scenario, lab, ctx)
     return lab
+
+
+def _node_group(spec: ClusterBase, cluster: ClusterInfo, vpcs: list[VpcInfo]):
+    """The default node security group the service creates with the cluster, with its
+    network model's rules."""
+    vpc = next(v for v in vpcs if any(cluster.nodes[0].eth0.ip in sn.cidr for sn in v.subnets))
+    name = secgroup.created_name(spec.name, "node")
+    return secgroup.default_node_group(spec.name, models.get(spec.model).node_group_rules(cluster, vpc, name))
 
 
 def _impairments(s: Scenario, lab: Lab, ctx: Context) -> list:

@@ -159,6 +159,11 @@ def _served(dst: refs.Destination, proto: str) -> str | None:
         return None
     if dst.kind == "node":
         return f"{dst.name} runs no server of its own, and no Service of its cluster has nodePort {dst.port}"
+    if dst.kind == "elb":  # its listeners serve
+        listeners = dst.target.obj.listeners
+        if any(ln.port == dst.port and ln.protocol.lower() in (proto, "http", "https") for ln in listeners):
+            return None
+        return f"{dst.name} listens on {', '.join(f'{ln.port}/{ln.protocol}' for ln in listeners) or 'no port'}"
     ports = getattr(dst.target.obj, "ports", [])
     if any(p.port == dst.port and p.protocol.lower() == proto for p in ports):
         return None

@@ -14,6 +14,7 @@ what the rest of netlab needs from a model, nothing more:
 - checks: the traits of what the model promises (`ENCAP`, `VPC_HOST_TO_POD`, `POD_UPLINK`,
   and the source addresses a far end sees: `node_source`, `egress_source`, `source_towards`,
   `node_addresses`, `service_sources`);
+- security groups: `node_group_rules` (the model's rules of the default node group);
 - exec, trace and show: `exec_argv` (a user's command inside a node, its tools pointed at
   the node's own daemons), `trace_*` (the switch and tunnel hops of `netlab trace`) and `show`
   (the commands that display a node's model-specific datapath).
@@ -34,8 +35,9 @@ from netlab.lab import ipam
 from netlab.plan.ops import DelNetns, Op
 
 if TYPE_CHECKING:
-    from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, VpcRoute
+    from netlab.lab.model import ClusterInfo, Lab, NodeInfo, PodInfo, VpcInfo, VpcRoute
     from netlab.lab.pods import PodRequest
+    from netlab.scenario.security_groups import Rule
     from netlab.scenario.types import ClusterBase, Path_
 
 
@@ -161,6 +163,19 @@ class NetworkModel(ABC):
         """How a packet from a pod (or the stack) of `src_node` reaches `pod` on another node;
         None: by the VPC's route table, which the caller names."""
         return None
+
+    def encap_flow(self, cluster: ClusterInfo) -> tuple[str, int] | None:
+        """(protocol, destination port) of what carries pod traffic between nodes on the
+        underlay, as the VPC's security groups see it; None: the pods' own packets."""
+        return None
+
+    # -- security groups ------------------------------------------------------------------
+    def node_group_rules(self, cluster: ClusterInfo, vpc: VpcInfo, group: str) -> list[Rule]:
+        """The inbound rules of the default node security group the service creates for a
+        cluster of this model (`group` is its name), beyond what every model's has (the
+        NodePort range from anywhere, everything from the group's own members:
+        `netlab.cloud.secgroup.default_node_group`). Default: none."""
+        return []
 
     # -- exec -----------------------------------------------------------------------------
     def exec_argv(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo, argv: list[str]) -> list[str]:

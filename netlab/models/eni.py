@@ -141,9 +141,7 @@ class EniPod(ModelInfo):
 
 def default_group(cluster: str, vpc_cidr: IPv4Network) -> SecurityGroup:
     """The group the service creates for a cluster's pods: all from itself and the VPC."""
-    name = f"{cluster}-cce-eni"
-    if len(name) > types.NAME_MAX:  # a long cluster name: a prefix and a hash of the whole
-        name = f"{cluster[:types.NAME_MAX - 14]}-{naming.short_hash(cluster)}-cce-eni"
+    name = secgroup.created_name(cluster, "eni")
     return SecurityGroup(name=name, description="the service's default group for the cluster's pods",
                          inbound=[Rule(protocol="all", remote_group=name),
                                   Rule(protocol="all", remote_ip_prefix=vpc_cidr)])
@@ -380,6 +378,11 @@ class EniModel(NetworkModel):
             return None  # the node's own stack leaves by eth0: the VPC routes it to the subnet
         return (f"straight over VPC subnet {cluster.network.pod_subnet}: the {cluster.network.sub_eni} "
                 f"sub-ENI of {node.name}'s {TRUNK} holds {pod.ip}, no route and no encapsulation")
+
+    def node_group_rules(self, cluster: ClusterInfo, vpc, group: str) -> list[Rule]:
+        """Everything from the pod subnet: pods reach their nodes (the service's `all from
+        the container subnet`)."""
+        return [Rule(protocol="all", remote_ip_prefix=cluster.container_cidr, description="the pod subnet")]
 
     # -- show ----------------------------------------------------------------------------
     def show(self, lab: Lab, cluster: ClusterInfo, node: NodeInfo) -> list[ShowCommand]:

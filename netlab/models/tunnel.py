@@ -418,6 +418,15 @@ class TunnelModel(NetworkModel):
     ENCAP = "vxlan"  # what crosses the underlay between nodes
     VPC_HOST_TO_POD = "blocked"  # the VPC route table has no route to the container CIDR
 
+    def encap_flow(self, cluster: ClusterInfo) -> tuple[str, int] | None:
+        return "udp", cluster.network.port
+
+    def node_group_rules(self, cluster: ClusterInfo, vpc, group: str) -> list:
+        """VXLAN between the cluster's nodes (UDP to the tunnel port, from the group's members)."""
+        from netlab.scenario.security_groups import Rule
+
+        return [Rule(protocol="udp", port=cluster.network.port, remote_group=group, description="VXLAN between nodes")]
+
     # -- resolve ---------------------------------------------------------------------------
     def allocate(self, spec: Cluster, nodes: list[NodeInfo], path, ctx) -> Allocation:
         datapath = None

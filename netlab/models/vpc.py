@@ -69,6 +69,14 @@ class VpcModel(NetworkModel):
         keep = [cluster.container_cidr] + list(cluster.network.non_masquerade_cidrs)
         return pod.ip if any(dst in net for net in keep) else node.eth0.ip
 
+    def node_group_rules(self, cluster: ClusterInfo, vpc, group: str) -> list:
+        """Everything from the VPC and from the container CIDR: pods reach nodes, and each
+        other across nodes, with their own addresses (the VPC routes them to a node's port)."""
+        from netlab.scenario.security_groups import Rule
+
+        return [Rule(protocol="all", remote_ip_prefix=vpc.cidr, description="the VPC"),
+                Rule(protocol="all", remote_ip_prefix=cluster.container_cidr, description="the container CIDR")]
+
     def allocate(self, spec, nodes: list[NodeInfo], path, ctx) -> Allocation:
         nodes = node_blocks(spec, nodes, path, ctx)
         routes = [VpcRoute(destination=n.pod_cidr, nexthop=n.eth0.ip, owner=f"{spec.name}/{n.name}")

@@ -131,7 +131,7 @@ class AddVeth(Op):
 
     def __str__(self) -> str:
         return (f"ip -n {self.netns} link add {self.ifname} mtu {self.mtu} type veth "
-                f"peer name {self.peer_ifname} netns {self.peer_netns}")
+                f"peer name {self.peer_ifname} netns {self.peer_netns} mtu {self.mtu}")  # the peer's own options
 
 
 @dataclass(frozen=True)
@@ -348,6 +348,15 @@ class LoadModule(Op):
 
     def __str__(self) -> str:
         return f"modprobe {self.module}  # for {self.netns}"
+
+    @property
+    def present(self) -> str:
+        """A path that exists when the module is there, built in or loaded (a built-in
+        br_netfilter has no /sys/module entry, and no module file to modprobe)."""
+        return MODULE_PRESENT.get(self.module, f"/sys/module/{self.module}/initstate")
+
+
+MODULE_PRESENT = {"br_netfilter": "/proc/sys/net/bridge/bridge-nf-call-iptables"}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import shlex
 from pathlib import PurePosixPath
 
-from netlab.plan.ops import AddNetns, OvsAppctl, OvsConfigure, OvsCreateDb, OvsSync, Plan, StartProcess, WriteFile
+from netlab.plan.ops import (AddNetns, LoadModule, OvsAppctl, OvsConfigure, OvsCreateDb, OvsSync, Plan, StartProcess,
+                             WriteFile)
 from netlab.plan.ops import Op
 
 # netlab's own programs, as the script starts them ("$PYTHON" is left for bash to expand).
@@ -96,6 +97,8 @@ def command(op: Op, run: PurePosixPath) -> list[str]:
         return [" ".join(_q(a) for a in op.argv())]
     if isinstance(op, OvsAppctl):
         return [" ".join(_q(a) for a in ["ovs-appctl", "-t", op.target, *op.args])]
+    if isinstance(op, LoadModule):
+        return [f"[ -e {_q(op.present)} ] || {op}"]
     if isinstance(op, WriteFile):
         path = _q(op.path)
         return ([f"mkdir -p {_q(str(PurePosixPath(op.path).parent))}"]

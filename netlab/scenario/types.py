@@ -69,6 +69,7 @@ NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767  # kube-apiserver's default --servic
 NodePort = Annotated[int, Field(ge=NODE_PORT_MIN, le=NODE_PORT_MAX)]
 
 ProxyMode = Literal["iptables", "nftables", "ipvs"]
+MAX_PORT_GROUPS = 5  # security groups one port (an ENI) may hold, as on the service
 
 # Where a value sits in a scenario file: keys and list indexes from the top, e.g.
 # ("clusters", 0, "nodes", 1, "ip"); errors turn it into `clusters[0].nodes[1].ip`.
@@ -122,12 +123,18 @@ class Host(Strict):
     subnet: Name | None = Field(default=None, description="default: the first subnet")
     ip: Address | None = Field(default=None, description="default: next free address")
     ports: list[Port] = Field(default_factory=lambda: [Port(port=80)])
+    security_groups: list[Name] = Field(
+        default_factory=list, max_length=MAX_PORT_GROUPS,
+        description="security groups bound to its port (default: none, nothing is filtered)")
 
 
 class Node(Strict):
     name: Name
     subnet: Name | None = Field(default=None, description="default: the first subnet")
     ip: Address | None = Field(default=None, description="default: next free address")
+    security_groups: list[Name] | None = Field(
+        default=None, min_length=1, max_length=MAX_PORT_GROUPS,
+        description="security groups bound to its port, instead of the cluster's node groups")
 
 
 class Pod(Strict):
@@ -278,6 +285,10 @@ class ClusterBase(Strict):
     ingresses: list[Ingress] = Field(default_factory=list, description="networking.k8s.io/v1 Ingress objects")
     nginx_ingress: NginxIngress | None = Field(default=None, description="the NGINX Ingress Controller add-on "
                                                                          "(serves ingressClassName: nginx)")
+    node_security_groups: list[Name] | None = Field(
+        default=None, min_length=1, max_length=MAX_PORT_GROUPS,
+        description="security groups of the cluster's nodes instead of the default node group the service "
+                    "creates (<cluster>-cce-node, which may be named here too)")
 
 
 class NodeCidrFields(BaseModel):

@@ -16,7 +16,8 @@ The JSON report (`netlab trace --json`):
      "hops": [ {"direction": "request" | "reply", "kind": "netns", "object", "object_kind",
                 "netns", "in", "out", "ttl", "packet_in", "packet_out", "fate" (sent | forwarded |
                 delivered | dropped), "route", "rules": [{"family", "table", "chain", "rule",
-                "verdict"}], "nat": [{"type", "from", "to"}], "dropped_by"},
+                "verdict"}], "nat": [{"type", "from", "to"}], "dropped_by",
+                "security_groups": [{"member", "direction", "group", "verdict", "why"}]},
                {"direction", "kind": "ovs", "object", "bridge", "in_port", "flows": [{"bridge",
                 "table", "match", "priority", "actions", "notes"}], "output", "tunnel", "dropped"},
                {"direction", "kind": "underlay", "encap": "vxlan", "vni", "outer_src",
@@ -31,6 +32,7 @@ import re
 from dataclasses import dataclass
 
 from netlab import models
+from netlab.cloud.secgroup import TABLE as SG_TABLE
 from netlab.lab import services as svc_mod
 from netlab.lab.model import Lab
 from netlab.trace import ovstrace
@@ -141,7 +143,38 @@ def netns_hop(lab: Lab, direction: str, netns: str, obj: str, t: Traversal) -> d
             "netns": netns, "in": t.first.iif, "out": left.oif if left else None, "ttl": t.first.ttl,
             "packet_in": t.first.endpoints, "packet_out": out_packet.endpoints, "fate": fate,
             "route": None, "rules": [_rule(e) for e in t.rules], "nat": [],
-            "dropped_by": _rule(dropped) if dropped else None}
+            "dropped_by": _rule(dropped) if dropped else None,
+            "security_groups": security_group_verdicts([_rule(e) for e in t.rules])}
+
+
+_COMMENT = re.compile(r'comment "(?P<text>[^"]*)"')
+_MEMBER_CHAIN = re.compile(r"^(?P<way>in|out)-(?P<member>.+)$")
+
+
+def security_group_verdicts(rules: list[dict]) -> list[dict]:
+    """What the VPC's security groups (`ip netlab-sg`, `netlab.cloud.secgroup`) decided for
+    the packet: per member port crossed, the group and rule that admitted it, or that no rule
+    of its groups did (the renderer's comments name them); a reply passes as part of a flow
+    the groups admitted."""
+    out = []
+    for r in rules:
+        if r["table"] != SG_TABLE:
+            continue
+        if r["chain"] == "forward" and r["rule"].startswith("ct state established"):
+            out.append({"member": None, "direction": None, "group": None, "verdict": "accept",
+                        "why": "a reply (or related packet) of a flow the groups admitted: stateful"})
+            continue
+        chain = _MEMBER_CHAIN.match(r["chain"])
+        if chain is None:
+            continue
+        comment = _COMMENT.search(r["rule"])
+        text = comment.group("text") if comment else r["rule"]
+        admitted = r["verdict"] in ("accept", "return")
+        group, _, rule = text.partition(": ")
+        direction = "inbound" if chain.group("way") == "in" else "outbound"
+        out.append({"member": chain.group("member"), "direction": direction, "group": group if admitted else None, "verdict": "accept" if admitted else "drop",
+                    "why": f"{group} admits it ({rule})" if admitted else rule})
+    return out
 
 
 def _kind(lab: Lab, netns: str) -> str:
@@ -217,7 +250,11 @@ def died(hops: list[dict], reached: bool) -> dict | None:
         if hop["kind"] == "netns" and hop["fate"] == "dropped":
             rule = hop["dropped_by"]
             route = hop.get("route") or {}
-            if route.get("error") and rule and (rule["table"], rule["chain"]) == ("netlab", "no-route"):
+            refused = [g for g in hop.get("security_groups", []) if g["verdict"] == "drop"]
+            if refused:
+                g = refused[0]
+                reason = f"security groups of {g['member']} ({g['direction']}): {g['why']}"
+            elif route.get("error") and rule and (rule["table"], rule["chain"]) == ("netlab", "no-route"):
                 # the VPC router's own answer for what it cannot route (netlab.cloud.vpc)
                 reason = f"no route to {route['dst']} ({route['error']}; the router answers ICMP net unreachable)"
             elif rule:
@@ -267,10 +304,15 @@ def hop_lines(hop: dict) -> tuple[str, str, list[str]]:
         r = hop["route"]
         details.append(f"route: {r['route']} (table {r['table']})" if "route" in r else f"route: {r['error']}")
     details += [f"{r['table']} {r['chain']}: {r['rule']}" + (f"  ({r['verdict']})" if not _targets(r["verdict"]) else "")
-                for r in hop["rules"]]
+                for r in hop["rules"] if r["table"] != SG_TABLE]
+    details += [f"security group {g['member']} {g['direction']}: {g['why']}" if g["member"] else
+                f"security groups: {g['why']}" for g in hop.get("security_groups", [])]
     details += [f"conntrack: {n['type'].upper()} {n['from']} → {n['to']}" for n in hop["nat"]]
     if hop["dropped_by"]:
-        details.append(f"DROPPED here by {hop['dropped_by']['chain']}")
+        where = hop["dropped_by"]["chain"]
+        member = _MEMBER_CHAIN.match(where) if hop["dropped_by"]["table"] == SG_TABLE else None
+        details.append(f"DROPPED here by the security groups of {member.group('member')}" if member
+                       else f"DROPPED here by {where}")
     elif hop["fate"] == "dropped":
         details.append("DIED here")
     return hop["object"], what, details

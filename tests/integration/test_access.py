@@ -1,7 +1,10 @@
 """The cloud around the clusters on real namespaces: `scenarios/access.yaml` (internet, EIPs,
 a NAT gateway, VPC peering) comes up once; every check passes with the source each model
 promises; a NAT-gateway rule removed and restored on the running lab flips the internet
-checks; status lists the cloud; the host is byte-identical after `down`. Then a small VPC
+checks, and so does a security-group rule (`netlab sg`); an intranet server whose group
+admits only the node subnet sees tunnel-model pods as their node and drops vpc-model pods
+until the group admits the container CIDR; status lists the cloud; the host is
+byte-identical after `down`. Then a small VPC
 lab shows the non-masquerade list deciding what an intranet host sees."""
 
 from __future__ import annotations
@@ -95,6 +98,80 @@ def test_a_nat_rule_removed_blocks_the_internet_and_restored_reaches_it(access):
         row = next(c for n, c in rows.items() if n.startswith(prefix))
         assert (row["expect"], row["seen_source"], row["ok"]) == ("reach", "198.51.100.50", True), row
     assert all(c["ok"] for c in rows.values())
+
+
+def row(rows: dict[str, dict], prefix: str) -> dict:
+    (found,) = [c for n, c in rows.items() if n.startswith(prefix)]
+    return found
+
+
+def sg(*args: str) -> None:
+    done = netlab("sg", LAB, *args)
+    assert done.returncode == 0, done.stderr
+
+
+TUNNEL_TO_DB, VPC_TO_DB = "pod→VPC host: cce-tunnel/web-0 → db:5432", "pod→VPC host: cce-vpc/web-0 → db:5432"
+DB_RULE = ("db-sg", "--inbound", "--protocol", "tcp", "--port", "5432")
+TUNNEL_NODEPORT = "internet→NodePort via node EIP: internet/client → cce-tunnel/svc/web at 198.51.100.11:30080"
+
+
+def test_an_intranet_server_that_admits_the_node_subnet_sees_tunnel_pods_not_vpc_pods(access):
+    """The overview's warning as a check: db-sg admits only the node subnet."""
+    rows = check()
+    tunnel, vpc = row(rows, TUNNEL_TO_DB), row(rows, VPC_TO_DB)
+    assert (tunnel["ok"], tunnel["seen_source"]) == (True, "192.168.0.12")  # the pod's node
+    assert (vpc["ok"], vpc["expect"], vpc["reached"]) == (True, "blocked", False)
+    assert "no inbound rule of db-sg admits tcp/5432 from 172.16.0.2" in vpc["why"]
+    assert row(rows, "scenario check: cce-vpc/web-0 → db:5432")["ok"]
+    # The group admits the container CIDR: the vpc-model pod reaches it with its own address.
+    sg("add", *DB_RULE, "--remote-ip-prefix", "172.16.0.0/16")
+    rows = check()
+    vpc = row(rows, VPC_TO_DB)
+    assert (vpc["ok"], vpc["expect"], vpc["seen_source"]) == (True, "reach", "172.16.0.2")
+    # ... and the scenario's own claim that it is blocked is now disproved.
+    explicit = row(rows, "scenario check: cce-vpc/web-0 → db:5432")
+    assert (explicit["ok"], explicit["reached"]) == (False, True)
+    sg("remove", *DB_RULE, "--remote-ip-prefix", "172.16.0.0/16")
+    assert row(check(), VPC_TO_DB)["expect"] == "blocked"
+
+
+def test_trace_names_the_group_that_dropped_the_probe_and_the_rule_that_admitted_one(access):
+    done = netlab("trace", LAB, "cce-vpc/web-0", "db:5432", "--json")
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["died"]["object"] == "vpc"
+    assert report["died"]["reason"] == "security groups of db (inbound): no inbound rule of db-sg admits it"
+    (hop,) = [h for h in report["hops"] if h.get("object") == "vpc" and h["direction"] == "request"]
+    assert [(g["member"], g["verdict"], g["why"]) for g in hop["security_groups"]] == [
+        ("cce-vpc/node-1", "accept", "cce-vpc-cce-node admits it (outbound all to 0.0.0.0/0)"),
+        ("db", "drop", "no inbound rule of db-sg admits it")]
+    done = netlab("trace", LAB, "cce-tunnel/web-0", "db:5432", "--json")
+    assert done.returncode == 0, done.stderr
+    hops = json.loads(done.stdout)["hops"]
+    verdicts = [g["why"] for h in hops if h.get("object") == "vpc" for g in h.get("security_groups", [])]
+    assert "db-sg admits it (inbound tcp 5432 from 192.168.0.0/24)" in verdicts
+
+
+def test_a_security_group_rule_removed_blocks_and_restored_reaches(access):
+    """Likewise a NAT-gateway rule: a node group's NodePort rule and db-sg's only rule,
+    removed on the running lab, turn their checks blocked; restored, they reach again."""
+    node_ports = ("cce-tunnel-cce-node", "--inbound", "--protocol", "tcp", "--port", "30000-32767",
+                  "--remote-ip-prefix", "0.0.0.0/0")
+    sg("remove", *node_ports)
+    sg("remove", *DB_RULE, "--remote-ip-prefix", "192.168.0.0/24")
+    rows = check()
+    for prefix in (TUNNEL_NODEPORT, TUNNEL_TO_DB):
+        blocked = row(rows, prefix)
+        assert (blocked["expect"], blocked["reached"], blocked["ok"]) == ("blocked", False, True), blocked
+    assert "no inbound rule of cce-tunnel-cce-node admits tcp/30080 from 203.0.113.10" in row(rows, TUNNEL_NODEPORT)[
+        "why"]
+    table = netlab("exec", LAB, "vpc", "--", "nft", "list", "table", "ip", "netlab-sg").stdout
+    assert "cce-tunnel-cce-node: inbound tcp 30000-32767" not in table and "chain in-db {" in table
+    sg("add", *node_ports)
+    sg("add", *DB_RULE, "--remote-ip-prefix", "192.168.0.0/24")
+    rows = check()
+    assert row(rows, TUNNEL_NODEPORT)["reached"] and row(rows, TUNNEL_TO_DB)["seen_source"] == "192.168.0.12"
+    assert [n for n, c in rows.items() if not c["ok"]] == []
 
 
 def test_down_leaves_the_host_as_it_was(access):

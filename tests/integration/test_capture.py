@@ -44,7 +44,7 @@ def test_capture_of_a_tunnel_check_holds_vxlan_with_inner_pod_addresses(lab, tmp
 
     packets = rdpcap(str(pcap))
     vxlan = [p for p in packets if VXLAN in p]
-    assert vxlan and len(vxlan) == len(packets)  # the filter held
+    assert vxlan and len(vxlan) == len(packets), (err, [p.summary() for p in packets[:5]])  # the filter held
     assert {p[VXLAN].vni for p in vxlan} == {100}
     inner = {(p[VXLAN].payload[IP].src, p[VXLAN].payload[IP].dst) for p in vxlan}
     # web-1 (node-1) → web-2 (node-2) is one of the generated cross-node checks

@@ -43,13 +43,17 @@ clusters:
 """
 
 
+# access.yaml binds security groups to a host and to nodes: a kernel with br_netfilter.
+HOST = frozenset({"br_netfilter"})
+
+
 def access() -> Lab:
-    return load_text(ACCESS, "access.yaml")
+    return load_text(ACCESS, "access.yaml", features=HOST)
 
 
 def err(text: str) -> ScenarioError:
     with pytest.raises(ScenarioError) as e:
-        load_text(text)
+        load_text(text, features=HOST)
     return e.value
 
 
@@ -202,7 +206,7 @@ def test_edge_plan_builds_namespaces_before_use_and_rules_whole():
     nft = [op for op in plan.ops if isinstance(op, ops.NftApply)]
     # each VPC router's no-route rule (ICMP net unreachable), then the edge's rulesets
     assert [op.netns for op in nft] == ["nl-access.vpc", "nl-access.peer", "nl-access.vpc.igw", "nl-access.peer.igw",
-                                        "nl-access.natgw.ngw"]
+                                        "nl-access.natgw.ngw", "nl-access.vpc"]  # the last: the VPC's security groups
     rules = [str(op) for op in plan.ops if isinstance(op, ops.AddRule)]
     assert rules == ["ip -n nl-access.vpc rule add priority 1000 lookup main suppress_prefixlength 0",
                      "ip -n nl-access.vpc rule add priority 1100 from 192.168.0.10 lookup 100",
@@ -285,7 +289,7 @@ def test_access_matrix_rows_and_expected_sources():
     kinds = Counter(name.split(":")[0] for name in by_name)
     assert kinds == {"node→internet": 4, "pod→internet": 4, "internet→NodePort via node EIP": 3,
                      "internet→node IP": 3, "pod→peer VPC host": 2, "peer VPC host→pod": 2,
-                     "VPC host→internet": 2, "internet→host EIP": 1}
+                     "VPC host→internet": 3, "internet→host EIP": 1}
     src = {name: (s.expect, str(s.expect_source)) for name, s in by_name.items()}
     assert src["pod→internet: cce-vpc/web-0 → internet/server:80"] == ("reach", "198.51.100.10")  # node EIP
     assert src["pod→internet: cce-vpc/web-1 → internet/server:80"] == ("reach", "198.51.100.50")  # NAT gateway
@@ -308,7 +312,7 @@ def test_access_matrix_rows_and_expected_sources():
 
 def test_peer_without_the_container_cidr_route_cannot_reach_vpc_model_pods():
     lab = load_text(ACCESS.replace("      - {destination: 172.16.0.0/16, nexthop: peering/vpc-peer}   "
-                                   "# cce-vpc's container CIDR\n", ""))
+                                   "# cce-vpc's container CIDR\n", ""), features=HOST)
     by_name = {s.name.split(" (")[0]: s for s in edge_matrix(lab)}
     assert by_name["peer VPC host→pod: ecs-peer → cce-vpc/web-0:8080"].expect == "blocked"
     assert by_name["pod→peer VPC host: cce-vpc/web-0 → ecs-peer:80"].expect == "blocked"  # no way back

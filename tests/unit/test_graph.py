@@ -54,3 +54,20 @@ def test_html_page_is_self_contained():
     assert page.startswith("<!DOCTYPE html>") and '<svg id="x">' in page and "<?xml" not in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org', "") and "https://" not in page
     assert '"lab": "vpc-basic"' in page and "#selftest" in page
+
+
+def test_elbs_and_security_groups_are_drawn():
+    g = build.build(lab("passthrough"))
+    elb = g.node("elb:elb/elb-web")
+    assert elb.kind == "elb" and "VIP 192.168.0.254" in elb.details and "EIP 198.51.100.10" in elb.details
+    assert "TCP 8000 → 2 members (turbo/default/web)" in elb.details
+    backends = {(e.dst, e.label) for e in g.edges if e.kind == "backend" and e.src == elb.id}
+    assert backends == {("pod:turbo/web-0", "TCP 8000 → 8080"), ("pod:turbo/web-1", "TCP 8000 → 8080")}
+    assert any(e.kind == "eip" and e.dst == elb.id for e in g.edges)  # the EIP bound to it
+    # Each guarded port names its groups; one note per VPC lists them with their rules.
+    assert "sg: web-public" in g.node("pod:turbo/web-0").details
+    assert "sg: turbo-cce-node" in g.node("node:turbo/node-1").details
+    note = g.node("secgroup:vpc")
+    assert note.kind == "secgroup" and "web-public:" in note.details and "  in tcp 8080 from 0.0.0.0/0" in note.details
+    text = dot.render(g)
+    assert "kind-elb" in text and "kind-secgroup" in text

@@ -9,7 +9,7 @@ import pytest
 
 from netlab.capabilities import KERNEL_FEATURES
 from netlab.cloud import secgroup
-from netlab.errors import UserError
+from netlab.errors import ScenarioError, UserError
 from netlab.probe import checks as checks_mod
 from netlab.probe import secgroup_checks
 from netlab.scenario import loader
@@ -37,7 +37,10 @@ def test_verdicts_say_which_group_admits_or_refuses():
     assert not secgroup.verdict(lab, WEB0, GUARDED, "tcp", 8080).allowed
     # The default group admits its own members and the VPC; both ends are judged.
     assert "c1-cce-eni admits it (inbound all from group c1-cce-eni)" in secgroup.verdict(lab, WEB0, WEB1, "udp", 53).why
-    assert secgroup.verdict(lab, HOST, ip_address("192.168.0.11"), "tcp", 1) is None  # no group on either end
+    assert secgroup.verdict(lab, ip_address("192.168.9.9"), ip_address("192.168.9.8"), "tcp", 1) is None  # no group
+    # A node is in its cluster's default node group: the pod subnet and NodePorts only.
+    assert "no inbound rule of c1-cce-node admits tcp/1 from 192.168.1.10" in \
+        secgroup.verdict(lab, HOST, ip_address("192.168.0.11"), "tcp", 1).why
 
 
 def test_outbound_rules_and_remote_groups():
@@ -130,3 +133,122 @@ eips:
     (spec,) = [s for s in checks_mod.matrix(lab) if s.name.startswith("internet→pod EIP")]
     assert spec.dst_ip == ip_address("198.51.100.10") and spec.expect == "dropped"
     assert "no inbound rule of c1-cce-eni admits tcp/8080 from 203.0.113.10" in spec.why
+
+
+# -- nodes and hosts ---------------------------------------------------------------------------
+MODELS = """\
+name: t
+vpc:
+  subnets:
+    - {name: nodes, cidr: 192.168.0.0/24}
+    - {name: intranet, cidr: 192.168.1.0/24}
+    - {name: pods, cidr: 192.168.2.0/24}
+hosts:
+  - {name: ecs-1, subnet: intranet}
+  - {name: db, subnet: intranet, ports: [{port: 5432}], security_groups: [db-sg]}
+security_groups:
+  - name: db-sg
+    inbound: [{protocol: tcp, port: 5432, remote_ip_prefix: 192.168.0.0/24}]
+clusters:
+  - name: v
+    model: vpc
+    container_cidr: 172.16.0.0/16
+    nodes: [{name: n1}, {name: n2}]
+    pods: [{name: a, node: n1, ports: [{port: 8080}]}, {name: b, node: n2, ports: [{port: 8080}]}]
+  - name: t
+    model: tunnel
+    container_cidr: 172.17.0.0/16
+    nodes: [{name: n1}, {name: n2}]
+    pods: [{name: a, node: n1, ports: [{port: 8080}]}, {name: b, node: n2, ports: [{port: 8080}]}]
+  - name: e
+    model: eni
+    pod_subnet: pods
+    service_cidr: 10.248.0.0/16
+    nodes: [{name: n1}]
+    pods: [{name: a, node: n1, ports: [{port: 8080}]}]
+"""
+
+
+def _rules(lab, name):
+    return [r.text("inbound") for r in lab.security_group(name).inbound]
+
+
+def test_every_cluster_gets_the_services_default_node_group_per_model():
+    lab = lab_of(MODELS)
+    common = ["tcp 30000-32767 from 0.0.0.0/0", "udp 30000-32767 from 0.0.0.0/0"]
+    assert _rules(lab, "v-cce-node") == ["all from 192.168.0.0/16", "all from 172.16.0.0/16", *common,
+                                         "all from group v-cce-node"]
+    assert _rules(lab, "t-cce-node") == ["udp 4789 from group t-cce-node", *common, "all from group t-cce-node"]
+    assert _rules(lab, "e-cce-node") == ["all from 192.168.2.0/24", *common, "all from group e-cce-node"]
+    assert all(r.text("outbound") == "all to 0.0.0.0/0" for g in ("v", "t", "e")
+               for r in lab.security_group(f"{g}-cce-node").outbound)
+    assert [n.security_groups for c in lab.clusters for n in c.nodes] == \
+        [["v-cce-node"]] * 2 + [["t-cce-node"]] * 2 + [["e-cce-node"]]
+    # A host the scenario binds is a member; one it does not bind is not filtered at all.
+    by_name = {m.name: m for m in secgroup.members(lab)}
+    assert by_name["db"].groups == ("db-sg",) and "ecs-1" not in by_name
+    # A vpc-model node's pod CIDR is behind its port; a tunnel node's pods travel as the node.
+    assert by_name["v/n1"].behind == (lab.cluster("v").node("n1").pod_cidr,) and by_name["t/n1"].behind == ()
+    assert secgroup.created_name("c" * 40, "node").endswith("-cce-node") and len(secgroup.created_name("c" * 40,
+                                                                                                  "node")) <= 40
+
+
+def test_the_ruleset_guards_node_ports_with_their_pod_cidr_and_bound_hosts():
+    lab = lab_of(MODELS)
+    text = secgroup.ruleset(lab, lab.vpc)
+    v1 = lab.cluster("v").node("n1")
+    assert f"{v1.eth0.ip} : jump in-v/n1, {v1.pod_cidr} : jump in-v/n1" in text
+    assert "chain in-db {" in text and "chain in-ecs-1" not in text
+    assert 'tcp dport 5432 counter accept comment "db-sg: inbound tcp 5432 from 192.168.0.0/24"' in text
+    assert "set members-t-cce-node {" in text
+    assert 'udp dport 4789 counter accept comment "t-cce-node: inbound udp 4789 from group t-cce-node"' in text
+
+
+def test_node_groups_from_the_scenario_replace_the_default_and_are_checked():
+    text = MODELS.replace("    container_cidr: 172.16.0.0/16\n    nodes: [{name: n1}, {name: n2}]\n",
+                          "    container_cidr: 172.16.0.0/16\n    node_security_groups: [v-cce-node, db-sg]\n"
+                          "    nodes: [{name: n1}, {name: n2, security_groups: [db-sg]}]\n")
+    lab = lab_of(text)
+    assert [n.security_groups for n in lab.cluster("v").nodes] == [["v-cce-node", "db-sg"], ["db-sg"]]
+    with pytest.raises(ScenarioError, match=r"test.yaml:17: clusters\[0\].node_security_groups\[1\]: unknown "
+                                            r"security group 'nope'"):
+        lab_of(text.replace("[v-cce-node, db-sg]", "[v-cce-node, nope]"))
+    with pytest.raises(ScenarioError, match=r"hosts\[1\].security_groups\[0\]: unknown security group 'x'"):
+        lab_of(MODELS.replace("security_groups: [db-sg]}", "security_groups: [x]}"))
+
+
+def test_without_br_netfilter_only_what_the_scenario_binds_is_refused():
+    no_eni = MODELS[:MODELS.index("  - name: e\n")]
+    with pytest.raises(ScenarioError, match=r"hosts\[1\].security_groups: security groups are enforced .*br_netfilter"):
+        load_text(no_eni, features=frozenset(KERNEL_FEATURES) - {"br_netfilter"})
+    # The default node groups alone: kept in the lab, not enforced (no table), as before.
+    plain = no_eni.replace(", security_groups: [db-sg]}", "}")
+    lab = load_text(plain, features=frozenset(KERNEL_FEATURES) - {"br_netfilter"})
+    assert lab.security_group("v-cce-node") is not None and secgroup.members(lab) == []
+    assert secgroup.vpc_ops(lab) == []
+
+
+def test_the_overview_warning_is_a_check_and_follows_the_group():
+    lab = lab_of(MODELS)
+    specs = {s.name: s for s in checks_mod.matrix(lab)}
+    tunnel = specs["pod→VPC host: t/a → db:5432"]
+    assert tunnel.expect == "reach" and tunnel.expect_source == lab.cluster("t").node("n1").eth0.ip  # as its node
+    vpc = [s for s in checks_mod.matrix(lab) if s.name.startswith("pod→VPC host: v/a → db:5432")][0]
+    assert vpc.expect == "dropped" and "no inbound rule of db-sg admits tcp/5432 from 172.16.0.2" in vpc.why
+    assert specs["security group: ecs-1 → db:5432 tcp blocked"].expect == "dropped"
+    new, ops = secgroup.change_rule(lab, "db-sg", "inbound",
+                                    Rule(protocol="tcp", port=5432, remote_ip_prefix="172.16.0.0/16"), add=True)
+    assert [s.expect for s in checks_mod.matrix(new) if s.name.startswith("pod→VPC host: v/a → db:5432")] == ["reach"]
+    assert len(ops) == 3 and "172.16.0.0/16" in ops[-1].body()
+
+
+def test_vxlan_between_nodes_is_judged_as_the_nodes_udp():
+    lab = lab_of(MODELS)
+    group = lab.security_group("t-cce-node")
+    bare = group.model_copy(update={"inbound": [r for r in group.inbound if r.remote_group is None]})
+    lab = lab.model_copy(update={"security_groups": [bare if g.name == group.name else g
+                                                     for g in lab.security_groups]})
+    across = [s for s in checks_mod.matrix(lab) if s.name.startswith("pod→pod across nodes: t/a → t/b")][0]
+    assert across.expect == "dropped" and "no inbound rule of t-cce-node admits udp/4789" in across.why
+    # A vpc-model pod reaches another node's pod with its own address: the container CIDR rule.
+    assert [s.expect for s in checks_mod.matrix(lab) if s.name.startswith("pod→pod across nodes: v/a")] == ["reach"]

@@ -189,3 +189,27 @@ def test_died_names_the_rule_or_the_missing_route():
     rule = {"family": "ip", "table": "filter", "chain": "KUBE-SERVICES", "rule": "reject", "verdict": "drop"}
     assert path.died([{**hop, "dropped_by": rule, "route": None}], False)["rule"] == rule
     assert path.died([{**hop, "fate": "delivered"}], True) is None
+
+
+def test_a_security_group_verdict_names_the_group_and_rule():
+    from netlab.trace import path as trace_path
+
+    sg = lambda chain, rule, verdict: {"family": "ip", "table": "netlab-sg", "chain": chain,  # noqa: E731
+                                       "rule": rule, "verdict": verdict}
+    rules = [sg("forward", "ip saddr vmap { 172.16.0.0/24 : jump out-c/n1 }", "jump out-c/n1"),
+             sg("out-c/n1", 'return comment "c-cce-node: outbound all to 0.0.0.0/0"', "return"),
+             sg("forward", "ip daddr vmap { 192.168.1.11 : jump in-db }", "jump in-db"),
+             sg("in-db", 'drop comment "db: no inbound rule of db-sg admits it"', "drop")]
+    verdicts = trace_path.security_group_verdicts(rules)
+    assert [(v["member"], v["direction"], v["verdict"], v["why"]) for v in verdicts] == [
+        ("c/n1", "outbound", "accept", "c-cce-node admits it (outbound all to 0.0.0.0/0)"),
+        ("db", "inbound", "drop", "no inbound rule of db-sg admits it")]
+    hop = {"kind": "netns", "fate": "dropped", "direction": "request", "object": "vpc", "netns": "nl-x.vpc",
+           "dropped_by": rules[-1], "route": None, "security_groups": verdicts, "in": "br-nodes", "out": None,
+           "packet_in": "a → b", "packet_out": "a → b", "rules": rules, "nat": []}
+    assert trace_path.died([hop], False)["reason"] == \
+        "security groups of db (inbound): no inbound rule of db-sg admits it"
+    _, _, details = trace_path.hop_lines(hop)
+    assert details[-2:] == ["security group db inbound: no inbound rule of db-sg admits it",
+                            "DROPPED here by the security groups of db"]
+    assert not any("vmap" in d for d in details)
