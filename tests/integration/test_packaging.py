@@ -1,6 +1,7 @@
 """The built-in scenarios ship inside the package: `netlab plan` with no FILE works from an
 installed wheel, not only from a checkout."""
 
+import json
 import os
 import subprocess
 import sys
@@ -26,3 +27,8 @@ def test_default_scenario_works_from_an_installed_wheel(tmp_path):
     listed = subprocess.run([sys.executable, "-c", "from netlab.scenario import loader; print(loader.builtin_names())"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
     assert "services" in listed and "vpc-basic" in listed
+    course = subprocess.run([sys.executable, "-m", "netlab", "course", "list", "--json"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True)
+    assert course.returncode == 0, course.stderr
+    ids = [row["id"] for row in json.loads(course.stdout)]
+    assert len(ids) >= 12 and ids[0] == "01-vpc-route"  # every exercise's files ship in the wheel
