@@ -82,6 +82,10 @@ def start(number: str, name: str | None) -> None:
 
     _require_root("course start")
     exercise_id = course_mod.find(number)
+    running = progress.read(StateDir(name or course_mod.default_lab(exercise_id)).path)
+    if running is not None:
+        raise UserError(f"lab {running.lab} already runs exercise {running.exercise}; `netlab course reset "
+                        f"--lab {running.lab}` starts it over, `netlab down {running.lab}` ends it")
     began = time.monotonic()
     exercise, lab = _build(exercise_id, name)
     progress.write(StateDir(lab.name).path, progress.Progress(exercise=exercise.id, lab=lab.name))

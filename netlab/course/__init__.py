@@ -39,6 +39,11 @@ def find(text: str) -> str:
     return found[0]
 
 
+def default_lab(exercise_id: str) -> str:
+    """The lab an exercise runs in unless the user names one: `course-NN`."""
+    return f"course-{exercise_id[:2]}"
+
+
 def load(exercise_id: str, *, features: frozenset[str] | None = None, name: str | None = None):
     """(Exercise, its lab before the faults, named `name` or `course-NN`), checked whole."""
     from netlab.course.exercise import load as load_dir

@@ -110,7 +110,9 @@ class Exercise:
 
     @property
     def default_lab(self) -> str:
-        return f"course-{self.id[:2]}"
+        from netlab.course import default_lab
+
+        return default_lab(self.id)
 
     def checks(self) -> list[Check]:
         return [c.as_check() for c in self.spec.checks]

@@ -92,6 +92,9 @@ def test_exercise_cycle(started, exercise_id):
     assert code == 1
     _broken_as_intended(exercise_id, report)
 
+    again = netlab("course", "start", exercise_id, "--name", name)
+    assert again.returncode == 2 and f"already runs exercise {exercise_id}; `netlab course reset" in again.stderr
+
     levels = len(exercise.spec.hints)
     for level in range(1, levels + 1):
         done = netlab("course", "hint", "--lab", name)
@@ -130,3 +133,15 @@ def test_exercise_cycle(started, exercise_id):
 
 def test_at_least_two_exercises_accept_another_fix():
     assert sum(1 for e in EXERCISES if course.load(e)[0].spec.alternatives) >= 2
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["course", "start", "99"], "no exercise '99'; exercises: 01-vpc-route, 02-"),
+    (["course", "hint", "--level", "0", "--lab", "co-none"], "'--level': 0 is not in the range x>=1"),
+    (["course", "check", "--lab", "co-none"], "lab co-none runs no exercise; `netlab course start N` starts one"),
+    (["course", "task", "--lab", "../x"], "--lab: '../x' is not a valid lab name"),
+])
+def test_bad_input_is_one_line(argv, message):
+    done = netlab(*argv)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not done.stdout
