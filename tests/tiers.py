@@ -43,6 +43,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -218,6 +219,48 @@ class HostTier(_Tier):
         self._ensure(item)   # marked tests kept on the host: load loadable modules
 
     # -- the VM ----------------------------------------------------------------------------
+    # The VM boots as the host tier starts and runs the deferred tests beside it (its guest
+    # has its own kernel, /run, /tmp and an overlay of the checkout, so the two cannot meet);
+    # its output is shown, and its reports merged, when the host tier is done.
+    # NETLAB_KERNEL_TIER_SERIAL=1 runs it after the host tier instead, streaming live.
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        if (self.deferred and self.mode != "off" and not self.config.option.collectonly
+                and os.environ.get("NETLAB_KERNEL_TIER_SERIAL") != "1"):
+            self._start_vm()
+
+    def _start_vm(self) -> None:
+        from tests.kernel import vm
+
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        self._job = Path(tempfile.mkdtemp(prefix="netlab-kt-"))
+        self._vm_lines: list[str] = []
+        self._vm_proc = None
+        argv = self._guest_argv(tr)
+
+        def body() -> None:
+            try:
+                self.vm_result = vm.run(
+                    argv, cwd=self.config.rootpath, timeout=self.config.getoption("kernel_tier_timeout"),
+                    job_dir=self._job, output=self._vm_lines.append,
+                    log=lambda m: self._vm_lines.append(f"{vm.MARK} {m}\n"),
+                    on_start=lambda proc: setattr(self, "_vm_proc", proc))
+            except vm.VMError as exc:
+                self.vm_error = str(exc)
+            except Exception as exc:  # shown as the VM's problem, never lost in a thread
+                self.vm_error = f"{type(exc).__name__}: {exc}"
+
+        self._vm_thread = threading.Thread(target=body, name="netlab-kernel-tier", daemon=True)
+        self._vm_thread.start()
+
+    def _stop_vm(self) -> None:
+        from tests.kernel import vm
+
+        if self._vm_proc is not None:
+            vm.stop(self._vm_proc)
+        self._vm_thread.join(timeout=60)
+        shutil.rmtree(self._job, ignore_errors=True)
+
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -230,14 +273,56 @@ class HostTier(_Tier):
                     pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
+        started = getattr(self, "_vm_thread", None) is not None
         if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR,
                           pytest.ExitCode.USAGE_ERROR) or session.shouldstop \
                 or session.shouldfail:
+            if started:
+                self._stop_vm()
             self.not_run_reason = "the host tier stopped early"
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if \
                 session.exitstatus == pytest.ExitCode.OK else session.exitstatus
             return
-        self._run_vm(session, tr)
+        if started:
+            self._finish_vm(session, tr)
+        else:
+            self._run_vm(session, tr)
+
+    def _finish_vm(self, session: pytest.Session, tr) -> None:
+        self._announce(tr)
+        if tr is not None and self._vm_thread.is_alive():
+            tr.write_line("(waiting for the VM, which started with the host tier)")
+        try:
+            self._vm_thread.join()
+        except KeyboardInterrupt:
+            self._stop_vm()
+            raise
+        for line in self._vm_lines:
+            self._write(tr, line)
+        try:
+            self._merge(self._job, session, tr)
+        finally:
+            shutil.rmtree(self._job, ignore_errors=True)
+
+    def _write(self, tr, text: str, **markup) -> None:
+        if tr is not None:
+            tr.write(text, flush=True, **markup)
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    def _announce(self, tr) -> None:
+        reasons: dict[str, int] = {}
+        for _, reason in self.deferred:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        if tr is not None:
+            tr.ensure_newline()
+            tr.write_sep("=", f"kernel tier: {len(self.deferred)} test(s) in a VM", bold=True)
+        for reason, n in reasons.items():
+            self._write(tr, f"{n} test(s): {reason}\n")
+        if self.config.option.verbose > 0:
+            for item, reason in self.deferred:
+                self._write(tr, f"  {item.nodeid}  ({reason})\n")
 
     def _guest_argv(self, tr) -> list[str]:
         cfg = self.config
@@ -259,27 +344,13 @@ class HostTier(_Tier):
         return argv
 
     def _run_vm(self, session: pytest.Session, tr) -> None:
+        """The serial way: after the host tier, its output streamed live."""
         from tests.kernel import vm
 
         def write(text: str, **markup) -> None:
-            if tr is not None:
-                tr.write(text, flush=True, **markup)
-            else:
-                sys.stdout.write(text)
-                sys.stdout.flush()
+            self._write(tr, text, **markup)
 
-        reasons: dict[str, int] = {}
-        for _, reason in self.deferred:
-            reasons[reason] = reasons.get(reason, 0) + 1
-        if tr is not None:
-            tr.ensure_newline()
-            tr.write_sep("=", f"kernel tier: {len(self.deferred)} test(s) in a VM", bold=True)
-        for reason, n in reasons.items():
-            write(f"{n} test(s): {reason}\n")
-        if self.config.option.verbose > 0:
-            for item, reason in self.deferred:
-                write(f"  {item.nodeid}  ({reason})\n")
-
+        self._announce(tr)
         job = Path(tempfile.mkdtemp(prefix="netlab-kt-"))
         timeout = self.config.getoption("kernel_tier_timeout")
         try:

@@ -126,10 +126,11 @@ def _title(lab, cluster: str | None) -> str:
     return f"cluster {cluster}" + (f" ({info.model} model, {info.proxy_mode})" if info else "")
 
 
-def _table(title: str, rows: list[Result]) -> Table:
+def _table(title: str, rows: list[Result], width: int) -> Table:
     """Columns sized so that no address is cut: `to` and `from` at least as wide as their
     longest entry (up to a bound), `server saw` one address wide (several wrap at commas);
-    the check kind takes what is left and wraps."""
+    `backend` folds when the line would not fit `width`; the check kind takes what is left
+    and wraps."""
     cells = [("[green]✓[/green]" if r.ok else "[red]✗[/red]", r.spec.kind, _local(r.spec.src, r.spec.cluster),
               _target(r), _outcome(r), _sources(r), _backends(r), r.encap or "") for r in rows]
 
@@ -139,13 +140,16 @@ def _table(title: str, rows: list[Result]) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
                   padding=(0, 1), collapse_padding=True, pad_edge=False, show_edge=False)
     ips = [a for c in cells for a in c[5].split(", ") if a]
+    widths = {"from": max(4, longest(2, 16)), "to": max(2, longest(3, 24)), "outcome": max(7, longest(4, 24)),
+              "server saw": max((len(a) for a in ips), default=10)}
+    spare = width - sum(widths.values()) - 1 - 10 - 5 - 14  # the mark, the check kind's least, encap, 2 per gap
     table.add_column("", no_wrap=True, width=1)
     table.add_column("check", ratio=1, min_width=10)
-    table.add_column("from", width=max(4, longest(2, 16)), overflow="fold")
-    table.add_column("to", width=max(2, longest(3, 24)), overflow="fold")
-    table.add_column("outcome", width=max(7, longest(4, 24)))
-    table.add_column("server saw", width=max((len(a) for a in ips), default=10))
-    table.add_column("backend", width=max(7, longest(6, 14)), overflow="fold")
+    table.add_column("from", width=widths["from"], overflow="fold")
+    table.add_column("to", width=widths["to"], overflow="fold")
+    table.add_column("outcome", width=widths["outcome"])
+    table.add_column("server saw", width=widths["server saw"])
+    table.add_column("backend", width=max(7, min(spare, longest(6, 14))), overflow="fold")
     table.add_column("encap", width=5, no_wrap=True)
     for row in cells:
         table.add_row(*row)
@@ -160,7 +164,7 @@ def print_table(lab_name: str, results: list[Result], console: Console, seconds:
         if why:
             _print_why(_title(lab, cluster), rows, console)
         else:
-            console.print(_table(_title(lab, cluster), rows))
+            console.print(_table(_title(lab, cluster), rows, console.width))
     failures = [r for r in results if not r.ok]
     for r in failures:
         console.print(f"[red]✗ {r.spec.name}[/red]: {r.detail}")

@@ -227,13 +227,16 @@ def run(cmd: Sequence[str], *, cwd: str | os.PathLike | None = None,
         modules: Sequence[str] = DEFAULT_MODULES,
         output: Callable[[str], None] | None = None, prefix: str = "",
         job_dir: str | os.PathLike | None = None, log: Callable[[str], None] | None = None,
+        on_start: Callable[[subprocess.Popen], None] | None = None,
         ) -> VMResult:
     """Boot the VM, run `cmd` (argv) as root in `cwd`, stream output, return the result.
 
     `output` receives each guest output line (default: written to stdout with `prefix`).
     `job_dir`: the host directory shared read-write with the guest (default: a temp dir
     removed afterwards); the guest sees it at the same path and finds it in
-    $NETLAB_VM_JOB_DIR. Raises `VMError` when the VM cannot be started at all.
+    $NETLAB_VM_JOB_DIR. `on_start` receives the VM's process (its own process group) as
+    soon as it runs, so that another thread can end it with `stop`. Raises `VMError` when
+    the VM cannot be started at all.
     """
     from tests.kernel import cache
 
@@ -282,7 +285,7 @@ def run(cmd: Sequence[str], *, cwd: str | os.PathLike | None = None,
         log(f"booting {kernel.release} ({'KVM' if use_kvm else 'TCG, no KVM'}, "
             f"{memory or default_memory()}, {cpus or default_cpus()} CPUs, "
             f"timeout {timeout:.0f} s): {shlex.join(cmd)}")
-        result = _run_vng(argv, timeout, output, result)
+        result = _run_vng(argv, timeout, output, result, on_start)
         _collect(job, result)
         if result.timed_out:
             log(f"VM killed after {timeout:.0f} s (timeout)")
@@ -305,8 +308,14 @@ def _overlay_ok(cwd: Path) -> bool:
     return len(cwd.parts) > 2 and not str(cwd).startswith(("/proc", "/sys", "/dev"))
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """End a VM that `run` started (from another thread): its whole process group."""
+    if proc.poll() is None:
+        _kill_group(proc)
+
+
 def _run_vng(argv: list[str], timeout: float, output: Callable[[str], None],
-             result: VMResult) -> VMResult:
+             result: VMResult, on_start: Callable[[subprocess.Popen], None] | None = None) -> VMResult:
     start = time.monotonic()
     # Own session/process group: on timeout or Ctrl-C we kill exactly the processes we
     # started (vng, virtme-run, qemu), by process-group id.
@@ -319,6 +328,8 @@ def _run_vng(argv: list[str], timeout: float, output: Callable[[str], None],
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True, env=env)
     assert proc.stdout is not None
+    if on_start is not None:
+        on_start(proc)
     tail: list[str] = []
 
     def reader() -> None:

@@ -16,8 +16,8 @@ from netlab.scenario import loader
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = ["vpc-basic", "default", "tunnel-basic", "tunnel-linux-bridge", "access", "ingress"]
-# The development machines: br_netfilter (built in), so the node security groups are enforced.
-HOST = frozenset({"br_netfilter"})
+# The development machines: br_netfilter (built in) and macvlan, so the node security groups are enforced.
+HOST = frozenset({"br_netfilter", "macvlan"})
 # Scenarios that need kernel features (macvlan, br_netfilter): planned as `netlab validate`
 # judges them, as if the kernel had every feature.
 ANY_KERNEL = ["eni-basic"]

@@ -7,7 +7,7 @@ from netlab.probe import checks
 from netlab.scenario import loader
 
 
-def whys(name: str, features=frozenset()) -> dict[str, str]:
+def whys(name: str, features=None) -> dict[str, str]:
     lab = resolve(*loader.load(loader.builtin_path(name)), features)
     return {s.name: s.why for s in checks.matrix(lab)}
 
@@ -27,7 +27,8 @@ def test_the_overview_explains_routes_tunnels_and_snat():
     assert w["pod→VPC host: cce-tunnel/web-0 → ecs-1:80"].startswith(
         "SNAT to the node IP 192.168.0.12 by the tunnel model's masquerade rule")
     assert w["VPC host→pod: ecs-1 → cce-tunnel/web-0:8080"] == (
-        "no VPC route to 172.17.0.0/16 (cce-tunnel's container CIDR): the VPC router answers net unreachable")
+        "no VPC route to 172.17.0.0/16 (cce-tunnel's container CIDR); "
+        "the default route leads to natgw/ngw, which does not route it")
     # two clusters share 10.247.0.0/16: each check names its own cluster's
     assert "(cce-tunnel's Service CIDR)" in w["VPC host→ClusterIP (outside the cluster): ecs-1 → cce-tunnel/svc/web"]
     assert w["pod→pod same node: cce-vpc/web-0 → cce-vpc/client"] == (

@@ -14,11 +14,12 @@ def lab(name: str):
     return resolve(scenario, source, None)
 
 
-def test_default_scenario_draws_vpc_subnets_nodes_pods_tunnels_and_services():
+def test_default_scenario_draws_vpcs_subnets_nodes_pods_tunnels_services_and_the_edge():
     g = build.build(lab("default"))
     kinds = build.summary(g)["objects"]
-    assert kinds["vpc"] == 1 and kinds["subnet"] >= 1 and kinds["host"] >= 1
-    assert kinds["node"] >= 4 and kinds["pod"] >= 4 and kinds["service"] >= 2
+    assert kinds["vpc"] == 2 and kinds["subnet"] >= 1 and kinds["host"] >= 1  # the VPC and its peer
+    assert kinds["elb"] == 1 and kinds["natgw"] == 1 and kinds["igw"] == 2 and kinds["secgroup"] >= 1
+    assert kinds["node"] >= 6 and kinds["pod"] >= 4 and kinds["service"] >= 2
     assert any(e.kind == "tunnel" and e.label.startswith("VXLAN") for e in g.edges)
     assert any(e.kind == "route" for e in g.edges)  # the VPC model's routes, to their nodes
     svc = next(n for n in g.nodes if n.kind == "service")
@@ -26,7 +27,7 @@ def test_default_scenario_draws_vpc_subnets_nodes_pods_tunnels_and_services():
     vpc = g.node("vpc:vpc")
     assert "route table:" in vpc.details and any(" via " in d for d in vpc.details)
     groups = {grp.kind for grp in g.groups}
-    assert groups == {"vpc", "cluster", "node"}
+    assert groups == {"vpc", "cluster", "node", "internet"}
 
 
 def test_checks_overlay_maps_objects_and_services_and_colours_by_outcome():

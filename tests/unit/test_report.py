@@ -17,9 +17,11 @@ from netlab.scenario import loader
 
 
 def results():
-    lab = resolve(*loader.load(loader.builtin_path("default")))
+    lab = resolve(*loader.load(loader.builtin_path("default")), None)
     out = []
     for spec in checks.matrix(lab):
+        if spec.proto in ("http", "https") or "ELB" in (spec.why or ""):
+            continue  # an answer through the ELB carries HTTP and header facts this table test does not fake
         r = Result(spec, seconds=0.012)
         if spec.expect == "reach" and spec.proto != "icmp":
             pairs = [(b, str(spec.expect_source or (spec.allowed_sources or [spec.src_ip])[0]))
@@ -52,7 +54,7 @@ def test_table_at_100_columns_keeps_every_address_whole():
             assert re.search(rf"(?<![\d.]){re.escape(addr)}(?![\d.])", text), addr
     assert "cluster cce-vpc (vpc model, iptables)" in text and "cluster cce-tunnel (tunnel model, iptables)" in text
     assert "svc/web-nodeport:80" in text  # names within the cluster, whole
-    assert "50 passed, 0 failed" in text
+    assert f"{len(rs)} passed, 0 failed" in text and len(rs) > 100
 
 
 def test_why_listing_and_failed_only():
@@ -72,7 +74,7 @@ def test_junit_classname_per_cluster_and_kind_and_a_time_per_case():
     lab, rs = results()
     suite = ET.fromstring(report.to_junit(lab.name, rs, 1.5))
     cases = suite.findall("testcase")
-    assert len(cases) == 50 and all(c.get("time") == "0.012" for c in cases)
+    assert len(cases) == len(rs) and all(c.get("time") == "0.012" for c in cases)
     names = {c.get("classname") for c in cases}
     assert "netlab.overview.cce-tunnel.pod-to-pod_across_nodes" in names
     assert "netlab.overview.cce-vpc.VPC_host-to-ClusterIP" in names
@@ -85,5 +87,5 @@ def test_json_keeps_the_old_keys_and_adds_outcomes():
     old = {"name", "from", "to", "proto", "expect", "reached", "ok", "seen_source", "backend", "encap", "detail"}
     assert all(old <= set(c) for c in checks_)
     outside = next(c for c in checks_ if c["name"].startswith("VPC host→ClusterIP"))
-    assert (outside["expect"], outside["expect_outcome"]) == ("blocked", "unreachable")
+    assert (outside["expect"], outside["expect_outcome"]) == ("blocked", "blocked")  # the default route: NAT gateway
     assert IPv4Address(outside["why"].split()[4].split("/")[0])  # "no VPC route to 10.247.0.0/16 ..."
