@@ -577,12 +577,13 @@ def format_report(caps: Capabilities) -> str:
     lines.append(f"  L4 ELB: {l4}; dedicated ELB reply steering (br_netfilter): "
                  f"{'yes' if caps.br_netfilter.usable else 'no'}")
     lines.append(f"  L7 ELB / Ingress (nginx): {'yes' if caps.nginx else 'no'}")
-    lacking = [n for n in ("openvswitch", "ip_vs", "ipvlan", "netem", "vlan")
-               if not caps.feature(n).usable]
+    lacking = [n for n in KERNEL_FEATURES if not caps.feature(n).usable]
     if lacking:
         lines.append("")
-        lines.append(f"This kernel lacks {', '.join(lacking)}: tests that need them run in the "
-                     "kernel tier (a VM with Debian's stock kernel; `make test-kernel`).")
+        lines.append(f"This kernel lacks the modules {', '.join(lacking)}: labs use the fallbacks above "
+                     "where there are some; tests that need the modules run in the kernel tier (a VM "
+                     "with Debian's stock kernel, started by `make test`; `make test-kernel` runs "
+                     "everything there).")
     return "\n".join(lines)
 
 

@@ -411,7 +411,9 @@ def graph(source: str, output: str, fmt: str | None) -> None:
         Path(output).write_bytes(graphviz.draw(text, fmt))
     s = build.summary(g)
     console.print(f"wrote {output}: {sum(s['objects'].values())} objects, {len(g.edges)} links"
-                  + (f", {s['checks']['ok'] + s['checks']['failed']} checks" if checks else ""), highlight=False)
+                  + (f", {s['checks']['ok'] + s['checks']['failed']} check edges (the "
+                     f"{len(checks.get('checks', []))} checks of the last `netlab check`, one edge per "
+                     "pair of objects and protocol)" if checks else ""), highlight=False)
 
 
 @cli.command(name="trace")

@@ -353,12 +353,23 @@ class _Builder:
                             event, self.path() + (key,))
 
 
+def _hint(problem: str, text: str, mark) -> str:
+    """What a newcomer most likely did, for libyaml's two commonest complaints."""
+    lines = text.splitlines()
+    if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line]:
+        return "; the line holds a tab: YAML indents with spaces only"
+    if "mapping values are not allowed" in problem:
+        return "; a key's indentation differs from its siblings', or a value holds ': ' (quote it)"
+    return ""
+
+
 def _located(exc: yaml.YAMLError, text: str, file: str, error: type[InputError]) -> InputError:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "syntax error"
         if exc.context and exc.problem:
             problem = f"{exc.problem} ({exc.context})"
+        problem += _hint(exc.problem or "", text, mark)
         return error(f"not valid YAML: {problem}", file=file, line=mark.line + 1 if mark else None)
     return error(f"not valid YAML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                  file=file)

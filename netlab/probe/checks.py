@@ -274,6 +274,15 @@ def impairment_checks(lab: Lab) -> list[CheckSpec]:
     return out
 
 
+def _refused_by_groups(lab: Lab, spec: CheckSpec, secgroup_checks) -> CheckSpec:
+    """A scenario's check that expects no answer says why when security groups refuse the
+    flow (the group and the rule missing), as the generated checks do."""
+    if spec.expect == "reach" or spec.why:
+        return spec
+    judged = secgroup_checks.judged(lab, [dataclasses.replace(spec, expect="reach")])[0]
+    return dataclasses.replace(spec, why=judged.why) if judged.expect == "dropped" else spec
+
+
 def matrix(lab: Lab, only: str | None = None, cluster: str | None = None) -> list[CheckSpec]:
     """Every check of the lab, each with its `why`; `only` keeps the generated matrix or the
     scenario's checks, `cluster` the checks about one cluster."""
@@ -290,7 +299,7 @@ def matrix(lab: Lab, only: str | None = None, cluster: str | None = None) -> lis
         out = secgroup_checks.judged(lab, out + edge_matrix(lab) + lb_matrix(lab)) + secgroup_checks.checks(lab)
         out += impairment_checks(lab)
     if only != "generated":
-        out += explicit(lab)
+        out += [_refused_by_groups(lab, s, secgroup_checks) for s in explicit(lab)]
     if cluster is not None:
         out = [s for s in out if s.cluster == cluster or s.src.startswith(f"{cluster}/")
                or s.dst.startswith(f"{cluster}/")]

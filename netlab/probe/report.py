@@ -109,7 +109,14 @@ def _sources(r: Result) -> str:
 def _outcome(r: Result) -> Text:
     if r.ok:
         return Text(r.outcome or "", style="green" if r.outcome == "reach" else "cyan")
+    if r.outcome == r.spec.expect and r.problems:  # the right outcome, the wrong source, backend...
+        wrong = next((w for key, w in _WRONG if key in r.problems[0]), "see below")
+        return Text(f"{r.outcome}, but {wrong}", style="red")
     return Text(f"{r.outcome} (want {r.spec.expect})", style="red")
+
+
+_WRONG = (("saw", "wrong source"), ("backend", "wrong backend"), ("answered by", "wrong backend"),
+          ("X-Forwarded-For", "wrong X-Forwarded-For"), ("HTTP", "wrong HTTP status"))
 
 
 def _sections(results: list[Result]) -> list[tuple[str | None, list[Result]]]:

@@ -272,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         if not missing:
             print("kernel cache: this kernel has " + ", ".join(KERNEL_TIER_FEATURES) + "; no VM kernel needed")
             return 0
-        print(f"kernel cache: this kernel lacks {', '.join(missing)}; the kernel tier will run them in a VM")
+        print(f"kernel cache: this kernel lacks the modules {', '.join(missing)}; `make test` runs the tests "
+              "that need them in a VM with this Debian kernel (labs use fallbacks: `netlab doctor`)")
     try:
         k = ensure(log=(lambda m: print(m, file=sys.stderr)) if args.print else print)
     except KernelCacheError as exc:

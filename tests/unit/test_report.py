@@ -89,3 +89,14 @@ def test_json_keeps_the_old_keys_and_adds_outcomes():
     outside = next(c for c in checks_ if c["name"].startswith("VPC host→ClusterIP"))
     assert (outside["expect"], outside["expect_outcome"]) == ("blocked", "blocked")  # the default route: NAT gateway
     assert IPv4Address(outside["why"].split()[4].split("/")[0])  # "no VPC route to 10.247.0.0/16 ..."
+
+
+def test_the_right_outcome_with_the_wrong_source_says_so_in_the_table():
+    lab, rs = results()
+    r = next(r for r in rs if r.spec.expect == "reach" and r.spec.proto == "tcp")
+    r.problems = ["server saw 198.51.100.11, expected 198.51.100.50"]
+    assert report._outcome(r).plain == "reach, but wrong source"
+    r.problems = ["answered by c1/web-1, expected c1/web-0"]
+    assert report._outcome(r).plain == "reach, but wrong backend"
+    r.outcome, r.problems = "dropped", ["dropped (no answer), expected reach"]
+    assert report._outcome(r).plain == "dropped (want reach)"

@@ -55,6 +55,8 @@ REFUSED = {
     "list key": ("? [a, b]\n: c\n", 1, None, "keys must be strings, not a mapping or a list"),
     "NUL character": ("a: 1\nb: \x00\n", 2, None, "character U+0000 is not allowed"),
     "syntax": ("a: 1\nb: [1, 2\n", 3, None, "not valid YAML"),
+    "tab": ("a:\n\tb: 1\n", 2, None, "the line holds a tab: YAML indents with spaces only"),
+    "indentation": ("a:\n  b: 1\n   c: 2\n", 3, None, "a key's indentation differs from its siblings'"),
 }
 
 
