@@ -182,7 +182,7 @@ def test_format_report_mentions_datapath_and_missing_features():
     text = format_report(make_caps(openvswitch=Status.MISSING, ipvlan=Status.MISSING))
     assert "OVS datapath (tunnel model): netdev" in text
     assert "ipvlan no" in text
-    assert "lacks openvswitch, ipvlan" in text
+    assert "lacks the modules ipvlan, openvswitch" in text
     assert "kernel 6.1.0-test" in text
     text = format_report(make_caps())
     assert "OVS datapath (tunnel model): system" in text
