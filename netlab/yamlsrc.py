@@ -137,24 +137,32 @@ _SCALAR_TAGS = tuple(_TAG + t for t in ("str", "int", "float", "bool", "null"))
 _TYPED = re.compile("|".join(sorted({f"(?:{r.pattern})" for rs in
                                      yaml.resolver.Resolver.yaml_implicit_resolvers.values()
                                      for _, r in rs})), re.X)
-_typed_cache: dict[str, Any] = {}
+# Plain scalars that start like a typed one, resolved: the keys (`name`, `nodeName`,
+# `targetPort`, ...) and values (`true`, `TCP`, ports) of manifests repeat, and a dict
+# lookup costs less than the regular expression. Bounded: unique values (addresses,
+# uids) stop being added once it is full.
+_plain_cache: dict[str, Any] = {}
+_PLAIN_CACHE_SIZE = 1 << 14
+_MISS = object()
 
 
 def _plain(value: str) -> Any:
     """An untagged plain scalar, resolved as YAML 1.1 (timestamps stay strings)."""
-    if value and (value[0] not in _MAYBE_TYPED or not _TYPED.match(value)):
+    if value and value[0] not in _MAYBE_TYPED:
         return value
-    try:
-        return _typed_cache[value]
-    except KeyError:
-        pass
-    tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
-    try:
-        out = _construct(tag, value) if tag in _SCALAR_TAGS else value
-    except ValueError:  # matches YAML 1.1's pattern, yet holds no digit (0x_, 0b_)
+    out = _plain_cache.get(value, _MISS)
+    if out is not _MISS:
+        return out
+    if value and not _TYPED.match(value):
         out = value
-    if len(_typed_cache) < 4096:  # ports, booleans, counts: few distinct values
-        _typed_cache[value] = out
+    else:
+        tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+        try:
+            out = _construct(tag, value) if tag in _SCALAR_TAGS else value
+        except ValueError:  # matches YAML 1.1's pattern, yet holds no digit (0x_, 0b_)
+            out = value
+    if len(_plain_cache) < _PLAIN_CACHE_SIZE:
+        _plain_cache[value] = out
     return out
 
 
@@ -270,6 +278,8 @@ class _Builder:
         scalars, keys and items are handled inline; everything else in methods."""
         stack = self.stack
         maybe_typed = _MAYBE_TYPED
+        cached = _plain_cache.get
+        miss = _MISS
         root: Any = None
         container: Any = None  # the open collection, and of it:
         lines: Any = None      # its key_lines or item_lines
@@ -283,7 +293,8 @@ class _Builder:
                 if event.anchor is None and event.tag is None:
                     value = event.value
                     if event.implicit[0] and (not value or value[0] in maybe_typed):
-                        value = _plain(value)
+                        resolved = cached(value, miss)
+                        value = _plain(value) if resolved is miss else resolved
                 else:
                     self.top = (container, key, key_due) if container is not None else None
                     value = self.scalar(event)
