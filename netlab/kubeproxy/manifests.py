@@ -29,6 +29,7 @@ from netlab import yamlsrc
 from netlab.errors import ManifestError
 from netlab.inputfile import MANIFEST_LIMIT, read_text
 from netlab.kubeproxy.fields import Fields
+from netlab.kubeproxy.halves import read_in_halves
 from netlab.kubeproxy.model import (
     ADDRESS_TYPES, AFFINITIES, DEFAULT_AFFINITY_TIMEOUT, PROTOCOLS, SERVICE_NAME_LABEL,
     SERVICE_TYPES, TRAFFIC_POLICIES, Endpoint, EndpointConditions, EndpointPort,
@@ -50,14 +51,25 @@ class Inputs:
         self.ignored += other.ignored
 
 
-def load_manifests(paths) -> Inputs:
-    """Read every file in ``paths``; duplicate objects are an error."""
+def load_manifests(paths, two_processes: bool = False) -> Inputs:
+    """Read every file in ``paths``; duplicate objects are an error. ``two_processes``:
+    read the second half of a large file in a forked child (``halves``); for a
+    command-line process, not for one with threads."""
     inputs = Inputs()
     for path in paths:
         text = read_text(path, limit=MANIFEST_LIMIT, error=ManifestError, what="manifest")
-        inputs.extend(load_manifest_text(text, str(path)))
+        file = str(path)
+        if two_processes:
+            inputs.extend(read_in_halves(text, lambda t: load_manifest_text(t, file), _joined))
+        else:
+            inputs.extend(load_manifest_text(text, file))
     _check_duplicates(inputs)
     return inputs
+
+
+def _joined(first: Inputs, second: Inputs) -> Inputs:
+    first.extend(second)
+    return first
 
 
 def load_manifest_text(text: str, file: str = "<manifest>") -> Inputs:
