@@ -280,6 +280,7 @@ class _Builder:
         maybe_typed = _MAYBE_TYPED
         cached = _plain_cache.get
         miss = _MISS
+        new_dict, new_list = _new_dict, _new_list
         root: Any = None
         container: Any = None  # the open collection, and of it:
         lines: Any = None      # its key_lines or item_lines
@@ -314,9 +315,21 @@ class _Builder:
                 else:
                     root = value
             elif cls is MappingStartEvent or cls is SequenceStartEvent:
-                self.top = (container, key, key_due) if container is not None else None
-                value = self.collection(event)
+                if event.anchor is None and event.tag is None \
+                        and len(stack) + (container is not None) < MAX_DEPTH:
+                    # The common case inline; `collection` refuses anchors, tags, depth.
+                    if cls is MappingStartEvent:
+                        value = new_dict(MarkedDict)
+                        value.key_lines = {}
+                    else:
+                        value = new_list(MarkedList)
+                        value.item_lines = []
+                    value.line = event.start_mark.line + 1
+                else:
+                    self.top = (container, key, key_due) if container is not None else None
+                    value = self.collection(event)
                 if key_due:
+                    self.top = (container, key, key_due)
                     raise self.fail("keys must be strings, not a mapping or a list", event)
                 if is_list:
                     container.append(value)
