@@ -255,7 +255,8 @@ class _Builder:
         except ValueError:
             raise self.fail(f"{event.value!r} is not a valid {_short(tag)}", event) from None
 
-    def collection(self, event: Any) -> MarkedDict | MarkedList:
+    def check_collection(self, event: Any) -> None:
+        """Refuse a collection's anchor, a tag other than !!map or !!seq, and depth."""
         if event.anchor is not None:
             raise self.fail(f"anchor &{event.anchor}: anchors and aliases are not supported; "
                             "write the value out in full", event)
@@ -264,14 +265,6 @@ class _Builder:
                             "YAML (standard tags only: !!map, !!seq)", event)
         if len(self.stack) + (self.top is not None) >= MAX_DEPTH:
             raise self.fail(f"nested deeper than {MAX_DEPTH} levels", event, ())
-        if event.__class__ is MappingStartEvent:
-            value = _new_dict(MarkedDict)
-            value.key_lines = {}
-        else:
-            value = _new_list(MarkedList)
-            value.item_lines = []
-        value.line = event.start_mark.line + 1
-        return value
 
     def document(self, get: Callable[[], Any]) -> Any:
         """Events up to the end of the document → its value. The hot loop: untagged
@@ -315,19 +308,17 @@ class _Builder:
                 else:
                     root = value
             elif cls is MappingStartEvent or cls is SequenceStartEvent:
-                if event.anchor is None and event.tag is None \
-                        and len(stack) + (container is not None) < MAX_DEPTH:
-                    # The common case inline; `collection` refuses anchors, tags, depth.
-                    if cls is MappingStartEvent:
-                        value = new_dict(MarkedDict)
-                        value.key_lines = {}
-                    else:
-                        value = new_list(MarkedList)
-                        value.item_lines = []
-                    value.line = event.start_mark.line + 1
-                else:
+                if event.anchor is not None or event.tag is not None \
+                        or len(stack) + (container is not None) >= MAX_DEPTH:
                     self.top = (container, key, key_due) if container is not None else None
-                    value = self.collection(event)
+                    self.check_collection(event)
+                if cls is MappingStartEvent:
+                    value = new_dict(MarkedDict)
+                    value.key_lines = {}
+                else:
+                    value = new_list(MarkedList)
+                    value.item_lines = []
+                value.line = event.start_mark.line + 1
                 if key_due:
                     self.top = (container, key, key_due)
                     raise self.fail("keys must be strings, not a mapping or a list", event)
