@@ -2,14 +2,16 @@
 
     python bench/kubeproxy_manifests.py [--services 10000] [--endpoints 10] [--repeat 3]
                                         [--modes iptables,nftables,ipvs] [--form docs|list]
-                                        [--style kubectl|lean]
+                                        [--style kubectl|lean] [--compare DIR]
 
 Writes the manifests to a temporary file the way `kubectl get svc,endpointslices -A -o
 yaml` prints them (`--form list`: one `kind: List`; `--form docs`: one document per
 object, separated by `---`), with the metadata, status and targetRef noise a real cluster
 adds (`--style kubectl`, ~3.5 KiB per Service and slice of 10) or only the fields kube-proxy
 reads (`--style lean`, ~1.1 KiB), then times the CLI command (interpreter start, YAML in, rules out to /dev/null) and
-reports its peak RSS. The Service mix is bench/kubeproxy_render.py's: ClusterIP with one
+reports its peak RSS. CPU seconds are the command's and its forked child's (a large file is
+read in two processes). `--compare DIR` runs another checkout of netlab (e.g. `git worktree
+add DIR main`) interleaved with this one, run by run, so both see the same machine load. The Service mix is bench/kubeproxy_render.py's: ClusterIP with one
 TCP port; every tenth a NodePort, every twentieth a LoadBalancer with ClientIP affinity;
 endpoints spread over ten nodes, this node being one of them.
 """
@@ -134,11 +136,14 @@ def write_manifests(path: Path, n_services: int, n_endpoints: int, form: str,
                     out.write("---\n" + doc)
 
 
-def run_once(argv: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds and peak RSS (MiB) of one CLI run (output to /dev/null)."""
+def run_once(argv: list[str], tree: Path | None = None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak RSS (MiB) of one CLI run (output to /dev/null),
+    with netlab imported from `tree` when given."""
+    env = dict(os.environ, PYTHONPATH=str(tree)) if tree else None
     start = time.perf_counter()
     with open(os.devnull, "w") as null:
-        proc = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE, env=env,
+                                cwd=tree or None)
         _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     err = proc.stderr.read().decode()
@@ -158,7 +163,10 @@ def main() -> None:
     parser.add_argument("--style", choices=("kubectl", "lean"), default="kubectl",
                         help="kubectl: with the metadata, targetRef and status kubectl prints; "
                              "lean: only the fields kube-proxy reads")
+    parser.add_argument("--compare", type=Path,
+                        help="another netlab checkout to measure interleaved with this one")
     args = parser.parse_args()
+    trees = [None] + ([args.compare.resolve()] if args.compare else [])
     with tempfile.TemporaryDirectory(prefix="netlab-bench-") as tmp:
         path = Path(tmp) / "manifests.yaml"
         write_manifests(path, args.services, args.endpoints, args.form, args.style == "kubectl")
@@ -166,14 +174,21 @@ def main() -> None:
         print(f"{args.services} Services x {args.endpoints} endpoints ({args.style}, {args.form}, "
               f"{size / 2**20:.1f} MiB, {sum(1 for _ in path.open()):,} lines), "
               f"`netlab kube-proxy render` wall clock, best/median of {args.repeat}")
-        print(f"{'mode':<10}{'best s':>8}{'median':>8}{'CPU s':>8}{'peak RSS MiB':>14}")
+        print(f"{'mode':<10}{'version':<10}{'best s':>8}{'median':>8}{'CPU s':>8}"
+              f"{'peak RSS MiB':>14}")
         for mode in args.modes.split(","):
             argv = [sys.executable, "-m", "netlab", "kube-proxy", "render", "--mode", mode,
                     *ARGS, str(path)]
-            runs = [run_once(argv) for _ in range(args.repeat)]
-            times = [t for t, _, _ in runs]
-            print(f"{mode:<10}{min(times):>8.2f}{statistics.median(times):>8.2f}"
-                  f"{min(cpu for _, cpu, _ in runs):>8.2f}{max(rss for _, _, rss in runs):>14.0f}")
+            runs: dict = {tree: [] for tree in trees}
+            for _ in range(args.repeat):
+                for tree in trees:
+                    runs[tree].append(run_once(argv, tree))
+            for tree, measured in runs.items():
+                times = [t for t, _, _ in measured]
+                print(f"{mode:<10}{'this' if tree is None else 'compare':<10}"
+                      f"{min(times):>8.2f}{statistics.median(times):>8.2f}"
+                      f"{min(cpu for _, cpu, _ in measured):>8.2f}"
+                      f"{max(rss for _, _, rss in measured):>14.0f}")
 
 
 if __name__ == "__main__":

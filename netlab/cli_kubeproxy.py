@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import socket
 from contextlib import contextmanager
 
@@ -83,7 +84,7 @@ def _setup(mode, config_path, node_ips, hostname, service_cidrs, cluster_cidr, p
     env = node_env(mode, config, hostname=socket.gethostname(),
                    node_ips=node_ips, service_cidrs=service_cidrs, nfacct=nfacct,
                    pod_cidrs=pod_cidrs, ip_family_=family_of_node(node_ips))
-    inputs = load_manifests(manifests)
+    inputs = load_manifests(manifests, two_processes=len(os.sched_getaffinity(0)) > 1)
     for note in inputs.ignored:
         click.echo(f"netlab kube-proxy: note: ignored {note}", err=True)
     return mode, env, render(mode, inputs.services, inputs.endpoint_slices, env)

@@ -137,24 +137,32 @@ _SCALAR_TAGS = tuple(_TAG + t for t in ("str", "int", "float", "bool", "null"))
 _TYPED = re.compile("|".join(sorted({f"(?:{r.pattern})" for rs in
                                      yaml.resolver.Resolver.yaml_implicit_resolvers.values()
                                      for _, r in rs})), re.X)
-_typed_cache: dict[str, Any] = {}
+# Plain scalars that start like a typed one, resolved: the keys (`name`, `nodeName`,
+# `targetPort`, ...) and values (`true`, `TCP`, ports) of manifests repeat, and a dict
+# lookup costs less than the regular expression. Bounded: unique values (addresses,
+# uids) stop being added once it is full.
+_plain_cache: dict[str, Any] = {}
+_PLAIN_CACHE_SIZE = 1 << 14
+_MISS = object()
 
 
 def _plain(value: str) -> Any:
     """An untagged plain scalar, resolved as YAML 1.1 (timestamps stay strings)."""
-    if value and (value[0] not in _MAYBE_TYPED or not _TYPED.match(value)):
+    if value and value[0] not in _MAYBE_TYPED:
         return value
-    try:
-        return _typed_cache[value]
-    except KeyError:
-        pass
-    tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
-    try:
-        out = _construct(tag, value) if tag in _SCALAR_TAGS else value
-    except ValueError:  # matches YAML 1.1's pattern, yet holds no digit (0x_, 0b_)
+    out = _plain_cache.get(value, _MISS)
+    if out is not _MISS:
+        return out
+    if value and not _TYPED.match(value):
         out = value
-    if len(_typed_cache) < 4096:  # ports, booleans, counts: few distinct values
-        _typed_cache[value] = out
+    else:
+        tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+        try:
+            out = _construct(tag, value) if tag in _SCALAR_TAGS else value
+        except ValueError:  # matches YAML 1.1's pattern, yet holds no digit (0x_, 0b_)
+            out = value
+    if len(_plain_cache) < _PLAIN_CACHE_SIZE:
+        _plain_cache[value] = out
     return out
 
 
@@ -247,7 +255,8 @@ class _Builder:
         except ValueError:
             raise self.fail(f"{event.value!r} is not a valid {_short(tag)}", event) from None
 
-    def collection(self, event: Any) -> MarkedDict | MarkedList:
+    def check_collection(self, event: Any) -> None:
+        """Refuse a collection's anchor, a tag other than !!map or !!seq, and depth."""
         if event.anchor is not None:
             raise self.fail(f"anchor &{event.anchor}: anchors and aliases are not supported; "
                             "write the value out in full", event)
@@ -256,20 +265,15 @@ class _Builder:
                             "YAML (standard tags only: !!map, !!seq)", event)
         if len(self.stack) + (self.top is not None) >= MAX_DEPTH:
             raise self.fail(f"nested deeper than {MAX_DEPTH} levels", event, ())
-        if event.__class__ is MappingStartEvent:
-            value = _new_dict(MarkedDict)
-            value.key_lines = {}
-        else:
-            value = _new_list(MarkedList)
-            value.item_lines = []
-        value.line = event.start_mark.line + 1
-        return value
 
     def document(self, get: Callable[[], Any]) -> Any:
         """Events up to the end of the document → its value. The hot loop: untagged
         scalars, keys and items are handled inline; everything else in methods."""
         stack = self.stack
         maybe_typed = _MAYBE_TYPED
+        cached = _plain_cache.get
+        miss = _MISS
+        new_dict, new_list = _new_dict, _new_list
         root: Any = None
         container: Any = None  # the open collection, and of it:
         lines: Any = None      # its key_lines or item_lines
@@ -283,7 +287,8 @@ class _Builder:
                 if event.anchor is None and event.tag is None:
                     value = event.value
                     if event.implicit[0] and (not value or value[0] in maybe_typed):
-                        value = _plain(value)
+                        resolved = cached(value, miss)
+                        value = _plain(value) if resolved is miss else resolved
                 else:
                     self.top = (container, key, key_due) if container is not None else None
                     value = self.scalar(event)
@@ -303,9 +308,19 @@ class _Builder:
                 else:
                     root = value
             elif cls is MappingStartEvent or cls is SequenceStartEvent:
-                self.top = (container, key, key_due) if container is not None else None
-                value = self.collection(event)
+                if event.anchor is not None or event.tag is not None \
+                        or len(stack) + (container is not None) >= MAX_DEPTH:
+                    self.top = (container, key, key_due) if container is not None else None
+                    self.check_collection(event)
+                if cls is MappingStartEvent:
+                    value = new_dict(MarkedDict)
+                    value.key_lines = {}
+                else:
+                    value = new_list(MarkedList)
+                    value.item_lines = []
+                value.line = event.start_mark.line + 1
                 if key_due:
+                    self.top = (container, key, key_due)
                     raise self.fail("keys must be strings, not a mapping or a list", event)
                 if is_list:
                     container.append(value)

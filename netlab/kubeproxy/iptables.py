@@ -214,6 +214,12 @@ class _Sync:
             return args
         return args + ["-m", "comment", "--comment", comment]
 
+    def rule_head(self, chain: str, comment: str) -> str:
+        """``-A CHAIN`` and the service comment, as one string."""
+        if self.large_cluster:
+            return f"-A {chain}"
+        return f"-A {chain} -m comment --comment {comment}"
+
 
 def _write_static_head(s: _Sync) -> None:
     for chain in (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS,
@@ -452,35 +458,37 @@ def _contains(cidr, ip: str) -> bool:
 
 def _write_service_to_endpoint_rules(s: _Sync, svc: ServicePortInfo, chain: str,
                                      eps: list[EndpointInfo]) -> None:
-    name = svc.name_string
+    # One rule per endpoint, 100,000 of them at 10,000 Services: whole lines, not words.
+    name, proto = svc.name_string, svc.proto
+    heads = [s.rule_head(chain, f'"{name} -> {ep.endpoint}"') for ep in eps]
+    seps = [names.service_port_endpoint_chain(name, proto, ep.endpoint) for ep in eps]
+    append = s.nat_rules.lines.append
     if svc.session_affinity_client_ip:
-        for ep in eps:
-            sep = names.service_port_endpoint_chain(name, svc.proto, ep.endpoint)
-            args = s.service_comment(["-A", chain], f'"{name} -> {ep.endpoint}"')
-            s.nat_rules.write(args, "-m", "recent", "--name", sep, "--rcheck", "--seconds",
-                              str(svc.sticky_max_age_seconds), "--reap", "-j", sep)
-    n = len(eps)
-    for i, ep in enumerate(eps):
-        sep = names.service_port_endpoint_chain(name, svc.proto, ep.endpoint)
-        args = s.service_comment(["-A", chain], f'"{name} -> {ep.endpoint}"')
-        if i < n - 1:
-            args += ["-m", "statistic", "--mode", "random",
-                     "--probability", compute_probability(n - i)]
-        s.nat_rules.write(args, "-j", sep)
+        seconds = svc.sticky_max_age_seconds
+        for head, sep in zip(heads, seps):
+            append(f"{head} -m recent --name {sep} --rcheck --seconds {seconds} --reap -j {sep}")
+    last = len(eps) - 1
+    for i, (head, sep) in enumerate(zip(heads, seps)):
+        if i < last:
+            append(f"{head} -m statistic --mode random --probability "
+                   f"{compute_probability(last + 1 - i)} -j {sep}")
+        else:
+            append(f"{head} -j {sep}")
 
 
 def _write_endpoint_chains(s: _Sync, p: _Plan) -> None:
     svc = p.svc
+    name, proto = svc.name_string, svc.proto
+    recent = " -m recent --name {} --set" if svc.session_affinity_client_ip else ""
+    add_chain, append = s.nat_chains.lines.append, s.nat_rules.lines.append
     for ep in p.all_reachable:
-        sep = names.service_port_endpoint_chain(svc.name_string, svc.proto, ep.endpoint)
-        s.nat_chains.write(make_chain_line(sep))
-        args = s.service_comment(["-A", sep], svc.name_string)
+        sep = names.service_port_endpoint_chain(name, proto, ep.endpoint)
+        add_chain(make_chain_line(sep))
+        head = s.rule_head(sep, name)
         # Hairpin: an endpoint reaching itself through the service must be SNATed.
-        s.nat_rules.write(args, "-s", ep.ip, "-j", KUBE_MARK_MASQ)
-        if svc.session_affinity_client_ip:
-            args = args + ["-m", "recent", "--name", sep, "--set"]
-        s.nat_rules.write(args, "-m", svc.proto, "-p", svc.proto, "-j", "DNAT",
-                          "--to-destination", ep.endpoint)
+        append(f"{head} -s {ep.ip} -j {KUBE_MARK_MASQ}")
+        append(f"{head}{recent.format(sep)} -m {proto} -p {proto} -j DNAT "
+               f"--to-destination {ep.endpoint}")
 
 
 def _write_service(s: _Sync, p: _Plan) -> None:

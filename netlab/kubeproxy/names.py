@@ -12,19 +12,16 @@ with 8 base32 characters of its sha256 and cuts the result to 240 characters
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from functools import lru_cache
 
 from netlab.kubeproxy.netutil import split_host_port
 
-_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # RFC 4648, as Go's base32.StdEncoding
-
-
 def _b32sha256(text: str, chars: int) -> str:
     """The first `chars` (a multiple of 8) characters of base32(sha256(text)): they encode
     the digest's first chars*5/8 bytes, so only those are converted."""
-    bits = int.from_bytes(hashlib.sha256(text.encode()).digest()[:chars * 5 // 8], "big")
-    return "".join([_BASE32[(bits >> shift) & 31] for shift in range(chars * 5 - 5, -1, -5)])
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:chars * 5 // 8]).decode()
 
 
 # --- iptables --------------------------------------------------------------------------

@@ -19,7 +19,16 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+_DOTTED_QUAD = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\Z")
+
+
 def _sloppy_ipv4(text: str) -> ipaddress.IPv4Address | None:
+    match = _DOTTED_QUAD.match(text)  # the common case, ASCII digits, in one step
+    if match is not None:
+        a, b, c, d = map(int, match.groups())
+        if a > 255 or b > 255 or c > 255 or d > 255:
+            return None
+        return ipaddress.IPv4Address(a << 24 | b << 16 | c << 8 | d)
     parts = text.split(".")
     if len(parts) != 4:
         return None
