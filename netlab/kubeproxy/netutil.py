@@ -34,7 +34,7 @@ def _sloppy_ipv4(text: str) -> ipaddress.IPv4Address | None:
         return None
     value = 0
     for part in parts:
-        if not (part.isdigit() and len(part) <= 3):
+        if not (part.isascii() and part.isdigit() and len(part) <= 3):  # "²".isdigit() is True
             return None
         octet = int(part, 10)
         if octet > 255:
