@@ -147,7 +147,7 @@ def _table(title: str, rows: list[Result], width: int) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
                   padding=(0, 1), collapse_padding=True, pad_edge=False, show_edge=False)
     ips = [a for c in cells for a in c[5].split(", ") if a]
-    widths = {"from": max(4, longest(2, 16)), "to": max(2, longest(3, 24)), "outcome": max(7, longest(4, 24)),
+    widths = {"from": max(4, longest(2, 20)), "to": max(2, longest(3, 24)), "outcome": max(7, longest(4, 24)),
               "server saw": max((len(a) for a in ips), default=10)}
     spare = width - sum(widths.values()) - 1 - 10 - 5 - 14  # the mark, the check kind's least, encap, 2 per gap
     table.add_column("", no_wrap=True, width=1)
@@ -156,7 +156,7 @@ def _table(title: str, rows: list[Result], width: int) -> Table:
     table.add_column("to", width=widths["to"], overflow="fold")
     table.add_column("outcome", width=widths["outcome"])
     table.add_column("server saw", width=widths["server saw"])
-    table.add_column("backend", width=max(7, min(spare, longest(6, 14))), overflow="fold")
+    table.add_column("backend", width=max(7, min(spare, longest(6, 20))), overflow="fold")
     table.add_column("encap", width=5, no_wrap=True)
     for row in cells:
         table.add_row(*row)
