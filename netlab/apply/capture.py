@@ -26,7 +26,10 @@ def interfaces(netns: str) -> list[str]:
 
 
 def argv(ifname: str, *, to_file: bool, bpf: str | None, count: int | None) -> list[str]:
-    out = ["tcpdump", "-i", ifname, "-n", "-U"]
+    # --immediate-mode: without it libpcap hands packets over when a ring block retires (up
+    # to a second later), and a capture stopped within that second loses them ("received by
+    # filter", never "captured").
+    out = ["tcpdump", "-i", ifname, "-n", "-U", "--immediate-mode"]
     out += ["-w", "-", "-s", "0"] if to_file else ["-l", "-e"]
     if count:
         out += ["-c", str(count)]

@@ -54,7 +54,7 @@ def test_capture_of_a_tunnel_check_holds_vxlan_with_inner_pod_addresses(lab, tmp
     assert b"netlab-probe\n" in payloads and b'"server": "c1/web-2"' in payloads  # readable text
 
 
-def test_capture_prints_packets_and_refuses_unknown_interfaces(lab):
+def test_capture_prints_packets_and_refuses_unknown_interfaces(lab, tmp_path):
     lab("scenarios/vpc-basic.yaml", "tr-cap2")
     bad = netlab("capture", "tr-cap2", "web-1:eth9", "--count", "1")
     assert bad.returncode == 2 and "has no interface 'eth9'" in bad.stderr and "eth0" in bad.stderr
@@ -65,3 +65,13 @@ def test_capture_prints_packets_and_refuses_unknown_interfaces(lab):
     out, _ = cap.communicate(timeout=20)
     assert cap.returncode == 0
     assert "172.16.1.3 > 172.16.0.2: ICMP echo request" in out
+
+    # Stopped the moment the ping is answered: the file still holds both packets (libpcap
+    # would otherwise keep them in a ring block for up to a second, and lose them on Ctrl-C).
+    pcap = tmp_path / "ping.pcap"
+    cap = _start_capture("tr-cap2", "web-1", "-w", str(pcap), "--filter", "icmp")
+    netlab("exec", "tr-cap2", "client", "--", "ping", "-c1", "-W1", "172.16.0.2")
+    os.kill(cap.pid, signal.SIGINT)
+    _, err = cap.communicate(timeout=20)
+    assert "2 packets captured" in err, err
+    assert len(rdpcap(str(pcap))) == 2
