@@ -236,7 +236,13 @@ class HostTier(_Tier):
         self._job = Path(tempfile.mkdtemp(prefix="netlab-kt-"))
         self._vm_lines: list[str] = []
         self._vm_proc = None
+        self._vm_cancelled = threading.Event()
         argv = self._guest_argv(tr)
+
+        def started(proc) -> None:
+            self._vm_proc = proc
+            if self._vm_cancelled.is_set():  # stopped before the VM had a process to end
+                vm.stop(proc)
 
         def body() -> None:
             try:
@@ -244,7 +250,7 @@ class HostTier(_Tier):
                     argv, cwd=self.config.rootpath, timeout=self.config.getoption("kernel_tier_timeout"),
                     job_dir=self._job, output=self._vm_lines.append,
                     log=lambda m: self._vm_lines.append(f"{vm.MARK} {m}\n"),
-                    on_start=lambda proc: setattr(self, "_vm_proc", proc))
+                    on_start=started)
             except vm.VMError as exc:
                 self.vm_error = str(exc)
             except Exception as exc:  # shown as the VM's problem, never lost in a thread
@@ -256,6 +262,7 @@ class HostTier(_Tier):
     def _stop_vm(self) -> None:
         from tests.kernel import vm
 
+        self._vm_cancelled.set()  # before reading _vm_proc: `started` checks it after setting it
         if self._vm_proc is not None:
             vm.stop(self._vm_proc)
         self._vm_thread.join(timeout=60)

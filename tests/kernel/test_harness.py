@@ -13,6 +13,7 @@ import os
 import stat
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -289,3 +290,33 @@ def test_plugin_rejects_unknown_feature(pytester, monkeypatch, host_role):
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown kernel feature*ip_vs*"])
+
+
+def test_plugin_host_tier_stopping_early_stops_the_vm_beside_it(inner):
+    """The VM starts with the host tier; `-x` on a host failure ends it, not waits for it."""
+    inner.makepyfile(test_slow="""
+import os, time
+import pytest
+
+def test_host_fails():
+    assert False, "host boom"
+
+@pytest.mark.kernel("ip_vs")
+def test_slow_in_the_guest():
+    time.sleep(300)
+""")
+    start = time.monotonic()
+    result = inner.runpytest("-p", "no:cacheprovider", "-x", "test_slow.py")
+    assert time.monotonic() - start < 60
+    result.stdout.fnmatch_lines(["*1 test(s) NOT RUN (the host tier stopped early)*"])
+    assert result.ret == 1
+    guests = [p for p in Path("/proc").glob("[0-9]*")
+              if b"test_slow_in_the_guest" in _cmdline(p)]
+    assert not guests, "the VM's guest outlived the session"
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
