@@ -70,3 +70,14 @@ def netlab_in_process(*args: str, check: bool = False) -> subprocess.CompletedPr
     if check:
         done.check_returncode()
     return done
+
+
+def build_by_script(scenario: str | Path, name: str, tmp_path: Path, timeout: float = 300):
+    """What a class does with `netlab plan --script`: save the script and run it with bash.
+    The finished bash run (the caller asserts on it and takes the lab down)."""
+    done = netlab("plan", str(scenario), "--script", "--name", name)
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "build.sh"
+    path.write_text(done.stdout)
+    return subprocess.run(["bash", str(path)], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHON": sys.executable})

@@ -274,9 +274,11 @@ def impairment_checks(lab: Lab) -> list[CheckSpec]:
     return out
 
 
-def _refused_by_groups(lab: Lab, spec: CheckSpec, secgroup_checks) -> CheckSpec:
+def _refused_by_groups(lab: Lab, spec: CheckSpec) -> CheckSpec:
     """A scenario's check that expects no answer says why when security groups refuse the
     flow (the group and the rule missing), as the generated checks do."""
+    from netlab.probe import secgroup_checks
+
     if spec.expect == "reach" or spec.why:
         return spec
     judged = secgroup_checks.judged(lab, [dataclasses.replace(spec, expect="reach")])[0]
@@ -299,7 +301,7 @@ def matrix(lab: Lab, only: str | None = None, cluster: str | None = None) -> lis
         out = secgroup_checks.judged(lab, out + edge_matrix(lab) + lb_matrix(lab)) + secgroup_checks.checks(lab)
         out += impairment_checks(lab)
     if only != "generated":
-        out += [_refused_by_groups(lab, s, secgroup_checks) for s in explicit(lab)]
+        out += [_refused_by_groups(lab, s) for s in explicit(lab)]
     if cluster is not None:
         out = [s for s in out if s.cluster == cluster or s.src.startswith(f"{cluster}/")
                or s.dst.startswith(f"{cluster}/")]

@@ -18,6 +18,7 @@ from netlab.models.tunnel import node_dir
 from netlab.plan import OvsConfigure, OvsPort, OvsSync
 from netlab.plan.planner import build
 from tests.integration.test_tunnel import SCENARIOS, lab_up, netlab, read_lab
+from tests.helpers import build_by_script
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: builds network namespaces")
 
@@ -261,16 +262,9 @@ def test_the_printed_ovs_vsctl_calls_build_the_same_switch(tmp_path):
     """`netlab plan --script` types the OVSDB transactions as the ovs-vsctl calls they print as
     (`--no-wait`, then `wait-until` every interface has its OpenFlow port): the tunnel lab
     built that way holds the same rows, and netlab's checks pass on it."""
-    import sys
-
     name = "ov-db-script"
-    done = netlab("plan", str(SCENARIOS / "tunnel-basic.yaml"), "--script", "--name", name)
-    assert done.returncode == 0, done.stderr
-    path = tmp_path / "build.sh"
-    path.write_text(done.stdout)
     try:
-        built = subprocess.run(["bash", str(path)], capture_output=True, text=True, timeout=300,
-                               env={**os.environ, "PYTHON": sys.executable})
+        built = build_by_script(SCENARIOS / "tunnel-basic.yaml", name, tmp_path)
         assert built.returncode == 0, built.stderr
         lab = read_lab(name)
         for node in lab.cluster("c1").nodes:

@@ -6,23 +6,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 from netlab import linux
-from tests.helpers import netlab
+from tests.helpers import build_by_script, netlab
 
 NAME = "tr-script"
 
 
 def test_script_builds_vpc_basic_by_hand(tmp_path):
     assert not [ns for ns in linux.list_netns() if ns.startswith(f"nl-{NAME}.")]
-    done = netlab("plan", "scenarios/vpc-basic.yaml", "--script", "--name", NAME)
-    assert done.returncode == 0, done.stderr
-    path = tmp_path / "build.sh"
-    path.write_text(done.stdout)
     try:
-        built = subprocess.run(["bash", str(path)], capture_output=True, text=True, timeout=120,
-                               env={**os.environ, "PYTHON": sys.executable})
+        built = build_by_script("scenarios/vpc-basic.yaml", NAME, tmp_path, timeout=120)
         assert built.returncode == 0, built.stderr
         assert built.stdout.rstrip().endswith(f"lab {NAME} is up")
         ping = subprocess.run(["ip", "netns", "exec", f"nl-{NAME}.ecs-1", "ping", "-c1", "-W2", "172.16.1.2"],

@@ -59,3 +59,11 @@ def test_ipvs_names_virtual_servers_and_the_loop_back_set():
         "the KUBE-LOOP-BACK set masquerades the hairpin")
     assert "the reply bypasses node-2 and the client drops it" in w[
         "NodePort (Local): ecs-1 → ipvs/svc/solo-local via node-2"]
+
+
+def test_a_scenario_check_refused_by_a_group_names_the_group():
+    w = whys("access")
+    assert w["scenario check: cce-vpc/web-0 → db:5432 tcp"] == (
+        "blocked by the security groups of db: no inbound rule of db-sg admits tcp/5432 from 172.16.0.2")
+    # a scenario check refused by something else keeps its mechanism
+    assert w["scenario check: ecs-peer → cce-tunnel/web-1:8080 tcp"].startswith("no VPC route to 172.17.0.0/16")
